@@ -1,0 +1,159 @@
+package mirror
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// teeBody wraps the request body that the primary reads, copying what it
+// reads into a pooled buffer capped at max_body_size. It never reads ahead:
+// the primary gets every byte exactly when it asks for it. When the body
+// reaches its end the copies are dispatched; when it turns out too large,
+// or the body ends in an error or is closed early, they are abandoned.
+//
+// The primary's transport may read and close the body in another goroutine,
+// even after ServeHTTP has returned, so every state change is locked.
+type teeBody struct {
+	io.ReadCloser // the original body
+
+	h     *Handler
+	limit int64
+
+	mu      sync.Mutex
+	buf     *bytes.Buffer // nil once settled
+	copies  []pendingCopy
+	settled bool
+}
+
+func newTeeBody(h *Handler, body io.ReadCloser, copies []pendingCopy, contentLength int64) *teeBody {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	if contentLength > 0 {
+		buf.Grow(int(contentLength)) // admit has checked it against the limit
+	}
+	return &teeBody{ReadCloser: body, h: h, limit: h.MaxBodySize, buf: buf, copies: copies}
+}
+
+// Read implements io.Reader, copying what the primary reads.
+func (b *teeBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.settled {
+		return n, err
+	}
+	if n > 0 {
+		if int64(b.buf.Len())+int64(n) > b.limit {
+			b.settleLocked(skippedBodyTooLarge)
+			return n, err
+		}
+		b.buf.Write(p[:n])
+	}
+	switch {
+	case err == io.EOF:
+		b.complete()
+	case err != nil:
+		b.settleLocked(skippedBodyIncomplete)
+	}
+	return n, err
+}
+
+// Close implements io.Closer. A body closed before its end was not read
+// to the end, so its copies are abandoned.
+func (b *teeBody) Close() error {
+	b.settle(skippedBodyIncomplete)
+	return b.ReadCloser.Close()
+}
+
+// settle abandons the copies with reason, unless the body has already
+// been settled.
+func (b *teeBody) settle(reason outcome) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.settled {
+		b.settleLocked(reason)
+	}
+}
+
+func (b *teeBody) settleLocked(reason outcome) {
+	b.settled = true
+	b.h.abandon(b.copies, reason)
+	b.copies = nil
+	bufPool.Put(b.buf)
+	b.buf = nil
+}
+
+// complete hands the finished body to the copies and dispatches them.
+func (b *teeBody) complete() {
+	b.settled = true
+	b.h.dispatch(b.copies, newSharedBody(b.buf, len(b.copies)))
+	b.copies = nil
+	b.buf = nil
+}
+
+// sharedBody is one complete request body, read by several copies at once.
+// Its buffer goes back to the pool exactly once, when the last copy's
+// transport closes its reader. A nil *sharedBody is an empty body.
+type sharedBody struct {
+	buf  *bytes.Buffer
+	refs atomic.Int32
+}
+
+func newSharedBody(buf *bytes.Buffer, refs int) *sharedBody {
+	s := &sharedBody{buf: buf}
+	s.refs.Store(int32(refs))
+	return s
+}
+
+// reader returns a new reader over the body and its length, for one copy,
+// which must close it (an http.RoundTripper always does) or release it.
+func (s *sharedBody) reader() (io.ReadCloser, int64) {
+	if s == nil {
+		return nil, 0
+	}
+	if s.buf.Len() == 0 {
+		s.release()
+		return nil, 0
+	}
+	return &copyBody{Reader: bytes.NewReader(s.buf.Bytes()), shared: s}, int64(s.buf.Len())
+}
+
+// release drops one copy's reference to the body.
+func (s *sharedBody) release() {
+	if s == nil {
+		return
+	}
+	if s.refs.Add(-1) == 0 {
+		bufPool.Put(s.buf)
+		s.buf = nil
+	}
+}
+
+// copyBody is one copy's reader over a sharedBody.
+type copyBody struct {
+	*bytes.Reader
+	shared *sharedBody
+	closed atomic.Bool
+}
+
+// Close implements io.Closer; only the first call releases the body.
+func (c *copyBody) Close() error {
+	if !c.closed.Swap(true) {
+		c.shared.release()
+	}
+	return nil
+}
+
+// drain reads and discards up to maxDrainBytes of a shadow's response, so
+// that its connection can be reused, then closes it.
+func drain(resp *http.Response) (int64, error) {
+	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+	closeErr := resp.Body.Close()
+	if err == nil {
+		err = closeErr
+	}
+	return n, err
+}

@@ -1,0 +1,227 @@
+package mirror
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("mirror", parseCaddyfile)
+	// After rewrites, authentication and header edits; before encode,
+	// handle, respond, reverse_proxy and file_server.
+	httpcaddyfile.RegisterDirectiveOrder("mirror", httpcaddyfile.After, "request_header")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	mirror [<matcher>] [<upstream>] {
+//	    # a target; repeat for several; the options inside apply to it
+//	    to <upstream> {
+//	        percent     <0-100>
+//	        match       { <matchers...> }
+//	        sample_by   <placeholder>
+//	        max_rate    <per-second>
+//	        header_up   [+|-]<field> [<value|regexp> [<replacement>]]
+//	        timeout     <duration>
+//	        transport   <module> { ... }
+//	    }
+//	    # with an inline <upstream>, that one target's options go directly in this block
+//	    max_body_size <size>
+//	    max_in_flight <n>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+
+	var inline *Target
+	if d.NextArg() {
+		inline = &Target{Upstream: d.Val()}
+		h.Targets = append(h.Targets, inline)
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "to":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			t := &Target{Upstream: d.Val()}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				if err := unmarshalTargetOption(d, t); err != nil {
+					return err
+				}
+			}
+			h.Targets = append(h.Targets, t)
+
+		case "max_body_size":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(d.Val())
+			if err != nil {
+				return d.Errf("invalid max_body_size '%s': %v", d.Val(), err)
+			}
+			if size > 1<<62 {
+				return d.Errf("invalid max_body_size '%s': too large", d.Val())
+			}
+			h.MaxBodySize = int64(size)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		case "max_in_flight":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 0 {
+				return d.Errf("invalid max_in_flight '%s': must be a non-negative integer", d.Val())
+			}
+			h.MaxInFlight = n
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		default:
+			if inline == nil {
+				if isTargetOption(d.Val()) {
+					return d.Errf("'%s' applies to a target: put it inside a 'to <upstream> { }' block, or give mirror an inline upstream", d.Val())
+				}
+				return d.Errf("unrecognized subdirective '%s'", d.Val())
+			}
+			if err := unmarshalTargetOption(d, inline); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// isTargetOption reports whether name is an option of a single target.
+func isTargetOption(name string) bool {
+	switch name {
+	case "percent", "match", "sample_by", "max_rate", "header_up", "timeout", "transport":
+		return true
+	}
+	return false
+}
+
+// unmarshalTargetOption parses the target option at the dispenser's
+// current token into t.
+func unmarshalTargetOption(d *caddyfile.Dispenser, t *Target) error {
+	switch name := d.Val(); name {
+	case "percent":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		p, err := strconv.ParseFloat(strings.TrimSuffix(d.Val(), "%"), 64)
+		if err != nil || p < 0 || p > 100 {
+			return d.Errf("invalid percent '%s': must be a number between 0 and 100", d.Val())
+		}
+		t.Percent = &p
+
+	case "match":
+		set, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+		if err != nil {
+			return d.Errf("parsing match: %v", err)
+		}
+		t.MatcherSetsRaw = append(t.MatcherSetsRaw, set)
+		return nil // the matcher block has been consumed
+
+	case "sample_by":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		t.SampleBy = d.Val()
+
+	case "max_rate":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		r, err := strconv.ParseFloat(d.Val(), 64)
+		if err != nil || r < 0 {
+			return d.Errf("invalid max_rate '%s': must be a non-negative number of copies per second", d.Val())
+		}
+		t.MaxRate = r
+
+	case "header_up":
+		if t.Headers == nil {
+			t.Headers = new(headers.HeaderOps)
+		}
+		args := d.RemainingArgs()
+		var err error
+		switch len(args) {
+		case 1:
+			err = headers.CaddyfileHeaderOp(t.Headers, args[0], "", nil)
+		case 2:
+			err = headers.CaddyfileHeaderOp(t.Headers, args[0], args[1], nil)
+		case 3:
+			err = headers.CaddyfileHeaderOp(t.Headers, args[0], args[1], &args[2])
+		default:
+			return d.ArgErr()
+		}
+		if err != nil {
+			return d.Errf("invalid header_up: %v", err)
+		}
+		return nil // RemainingArgs consumed the line
+
+	case "timeout":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		dur, err := caddy.ParseDuration(d.Val())
+		if err != nil || dur < 0 {
+			return d.Errf("invalid timeout '%s': must be a non-negative duration", d.Val())
+		}
+		t.Timeout = caddy.Duration(dur)
+
+	case "transport":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		if t.TransportRaw != nil {
+			return d.Err("transport already specified")
+		}
+		moduleName := d.Val()
+		modID := "http.reverse_proxy.transport." + moduleName
+		unm, err := caddyfile.UnmarshalModule(d, modID)
+		if err != nil {
+			return err
+		}
+		rt, ok := unm.(http.RoundTripper)
+		if !ok {
+			return d.Errf("module %s (%T) is not a RoundTripper", modID, unm)
+		}
+		t.TransportRaw = caddyconfig.JSONModuleObject(rt, "protocol", moduleName, nil)
+		return nil // the module's block has been consumed
+
+	default:
+		return d.Errf("unrecognized subdirective '%s'", name)
+	}
+
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}

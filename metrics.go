@@ -1,0 +1,121 @@
+package mirror
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// outcome is what became of one request selected for one target.
+type outcome int
+
+const (
+	mirrored              outcome = iota // a response came back, whatever its status
+	failed                               // a transport error, a timeout or a cancellation
+	droppedInFlight                      // max_in_flight was reached
+	droppedRate                          // max_rate was reached
+	skippedBodyTooLarge                  // the body is over max_body_size
+	skippedBodyIncomplete                // the body was not read to its end
+	skippedUnsupported                   // an Upgrade or CONNECT request
+	skippedLoop                          // the request is itself a copy
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{
+	mirrored:              "mirrored",
+	failed:                "failed",
+	droppedInFlight:       "dropped_in_flight",
+	droppedRate:           "dropped_rate",
+	skippedBodyTooLarge:   "skipped_body_too_large",
+	skippedBodyIncomplete: "skipped_body_incomplete",
+	skippedUnsupported:    "skipped_unsupported",
+	skippedLoop:           "skipped_loop",
+}
+
+// String returns the outcome's label value.
+func (o outcome) String() string {
+	return outcomeNames[o]
+}
+
+// mirrorMetrics are the handler's Prometheus collectors. They are shared by
+// every mirror handler in a config, since the registry is per config.
+type mirrorMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight *prometheus.GaugeVec
+}
+
+// newMirrorMetrics registers the collectors in reg, or reuses the ones that
+// another mirror handler of the same config registered there. A nil reg
+// leaves them unregistered.
+func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
+	const ns, sub = "caddy", "http_mirror"
+	m := &mirrorMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "requests_total",
+			Help:      "Requests selected for mirroring, by target and outcome.",
+		}, []string{"target", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "request_duration_seconds",
+			Help:      "Duration of exchanges with mirror targets that got a response, by target and status code.",
+			Buckets:   prometheus.DefBuckets,
+		}, []string{"target", "code"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "in_flight",
+			Help:      "Copies in flight to each mirror target, including those whose body is still arriving.",
+		}, []string{"target"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c in reg, returning the collector already registered
+// there under the same description if there is one.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+// forTarget returns the collectors for one target, with the label values
+// bound up front so that the request path does no lookups.
+func (m *mirrorMetrics) forTarget(label string) ([numOutcomes]prometheus.Counter, prometheus.Gauge, prometheus.ObserverVec) {
+	var counters [numOutcomes]prometheus.Counter
+	for o := range numOutcomes {
+		counters[o] = m.requests.WithLabelValues(label, o.String())
+	}
+	durations := m.duration.MustCurryWith(prometheus.Labels{"target": label})
+	return counters, m.inFlight.WithLabelValues(label), durations
+}
+
+// statusLabel returns the code label for an HTTP status.
+func statusLabel(status int) string {
+	return strconv.Itoa(status)
+}

@@ -1,0 +1,351 @@
+// Package mirror implements the http.handlers.mirror Caddy module, which
+// shadows live traffic: chosen requests are copied, headers and body, to
+// one or more shadow upstreams while the rest of the route (usually
+// reverse_proxy) serves the real response. Copies are fire and forget: the
+// shadow's response is read and thrown away, and nothing on the request
+// path ever waits for a mirror.
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler copies requests to shadow upstreams ("targets") and passes the
+// original down the route unchanged. Each target chooses its requests on its
+// own (matchers, percent, sticky sampling, a rate cap), and each chosen
+// request is sent to it asynchronously with its method, URI, headers and
+// body. The shadows' responses are discarded: the client only ever sees the
+// primary's response, and a slow, hung or failing shadow cannot change it.
+//
+// Memory is bounded: at most max_in_flight copies exist at once, each holding
+// at most max_body_size bytes of body. A copy that is not sent is counted,
+// with its reason, in caddy_http_mirror_requests_total.
+type Handler struct {
+	// The shadow upstreams to copy requests to. Each target decides on its
+	// own which requests it gets, so one request may be copied to several
+	// targets. At least one target is required.
+	Targets []*Target `json:"targets,omitempty"`
+
+	// The largest request body, in bytes, that is copied. A request whose
+	// body is larger is still served by the primary, byte for byte and
+	// without delay, but is not copied (outcome skipped_body_too_large).
+	// Must not be negative. Default: 1048576 (1 MiB).
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// The most copies that may be in flight at once for this handler,
+	// across all targets, counting copies whose body is still arriving.
+	// A copy over the limit is dropped at once (outcome dropped_in_flight);
+	// nothing on the request path waits for a slot. Must not be negative.
+	// Default: 1024.
+	MaxInFlight int `json:"max_in_flight,omitempty"`
+
+	copyCtx    context.Context // parent of every copy; cancelled by Cleanup
+	cancel     context.CancelFunc
+	inFlight   *atomic.Int64
+	mu         *sync.RWMutex // guards closed against wg.Add
+	closed     bool
+	wg         *sync.WaitGroup
+	logger     *zap.Logger
+	failLogger *zap.Logger // sampled, so that a dead mirror cannot flood the log
+}
+
+const (
+	defaultMaxBodySize = 1 << 20
+	defaultMaxInFlight = 1024
+	defaultTimeout     = 10 * time.Second
+
+	// cleanupGracePeriod is how long Cleanup lets copies in flight finish
+	// before it cancels them.
+	cleanupGracePeriod = 2 * time.Second
+
+	// maxDrainBytes is how much of a shadow's response body is read (and
+	// discarded) so that its connection can be reused; past that the
+	// connection is closed instead.
+	maxDrainBytes = 256 << 10
+
+	// markerHeader is set on every copy; a request that already carries it
+	// is never copied again, which breaks mirror loops.
+	markerHeader = "Caddy-Mirror"
+)
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.mirror",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision implements caddy.Provisioner.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.failLogger = h.logger.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
+		// at most one line per message per second
+		return zapcore.NewSamplerWithOptions(core, time.Second, 1, 0)
+	}))
+	// Copies outlive the client's request but not the config: Cleanup
+	// cancels this context after a grace period. It is detached from ctx
+	// because Caddy cancels ctx before it calls Cleanup.
+	h.copyCtx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	h.inFlight = new(atomic.Int64)
+	h.mu = new(sync.RWMutex)
+	h.wg = new(sync.WaitGroup)
+
+	if h.MaxBodySize == 0 {
+		h.MaxBodySize = defaultMaxBodySize
+	}
+	if h.MaxInFlight == 0 {
+		h.MaxInFlight = defaultMaxInFlight
+	}
+
+	metrics, err := newMirrorMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	for i, t := range h.Targets {
+		if t == nil {
+			return fmt.Errorf("targets[%d]: target is empty", i)
+		}
+		if err := t.provision(ctx, metrics, max(h.MaxInFlight, 1)); err != nil {
+			return fmt.Errorf("targets[%d]: %v", i, err)
+		}
+	}
+	return nil
+}
+
+// Validate implements caddy.Validator.
+func (h *Handler) Validate() error {
+	if len(h.Targets) == 0 {
+		return fmt.Errorf("targets: at least one target is required")
+	}
+	if h.MaxBodySize < 0 {
+		return fmt.Errorf("max_body_size must not be negative, got %d", h.MaxBodySize)
+	}
+	if h.MaxInFlight < 0 {
+		return fmt.Errorf("max_in_flight must not be negative, got %d", h.MaxInFlight)
+	}
+	for i, t := range h.Targets {
+		if err := t.validate(); err != nil {
+			return fmt.Errorf("targets[%d]: %v", i, err)
+		}
+	}
+	return nil
+}
+
+// Cleanup implements caddy.CleanerUpper. It stops new copies, lets the
+// copies in flight finish within a short grace period, then cancels the
+// rest and waits for them, so that no copy outlives the config.
+func (h *Handler) Cleanup() error {
+	if h.mu == nil {
+		return nil // never provisioned
+	}
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(cleanupGracePeriod)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+	}
+	h.cancel()
+	<-done
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	var copies []pendingCopy
+	for _, t := range h.Targets {
+		if !t.selects(r) {
+			continue
+		}
+		if reason, ok := h.admit(t, r); !ok {
+			t.count(reason)
+			continue
+		}
+		copies = append(copies, pendingCopy{target: t, req: t.newCopy(r)})
+	}
+	if len(copies) == 0 {
+		return next.ServeHTTP(w, r)
+	}
+
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		h.dispatch(copies, nil)
+		return next.ServeHTTP(w, r)
+	}
+
+	// The body is copied as the primary reads it; the copies are sent the
+	// moment it reaches its end.
+	tee := newTeeBody(h, r.Body, copies, r.ContentLength)
+	r.Body = tee
+	err := next.ServeHTTP(w, r)
+	tee.settle(skippedBodyIncomplete) // a no-op if the body was read to the end
+	return err
+}
+
+// admit applies the checks that may stop a selected request from being
+// copied to t, in order of cost, and takes an in-flight slot when they pass.
+func (h *Handler) admit(t *Target, r *http.Request) (outcome, bool) {
+	if reason, skip := unsupported(r); skip {
+		return reason, false
+	}
+	if r.ContentLength > h.MaxBodySize {
+		return skippedBodyTooLarge, false
+	}
+	if !t.sampler.allow() {
+		return droppedRate, false
+	}
+	if h.inFlight.Add(1) > int64(h.MaxInFlight) {
+		h.inFlight.Add(-1)
+		return droppedInFlight, false
+	}
+	t.inFlight.Inc()
+	return 0, true
+}
+
+// release gives back the in-flight slot that admit took for a copy to t.
+func (h *Handler) release(t *Target) {
+	t.inFlight.Dec()
+	h.inFlight.Add(-1)
+}
+
+// abandon ends copies that will not be sent: each is counted with reason
+// and its slot is given back.
+func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
+	for _, c := range copies {
+		c.target.count(reason)
+		h.release(c.target)
+	}
+}
+
+// dispatch starts one goroutine per copy. body holds the complete request
+// body shared by all the copies, or is nil when there is none. It never
+// blocks: the goroutines are bounded by the in-flight slots that the copies
+// already hold.
+func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, c := range copies {
+		if h.closed {
+			// the config is being unloaded; the copy is cancelled
+			c.target.count(failed)
+			h.release(c.target)
+			body.release()
+			continue
+		}
+		h.wg.Add(1)
+		go h.send(c, body)
+	}
+}
+
+// send performs one copy's exchange with its target and records the
+// outcome. It runs in its own goroutine, on a context that outlives the
+// client's request, and never touches the original request.
+func (h *Handler) send(c pendingCopy, body *sharedBody) {
+	t := c.target
+	defer h.wg.Done()
+	defer h.release(t)
+	defer func() {
+		if err := recover(); err != nil {
+			t.count(failed)
+			if ce := h.logger.Check(zapcore.ErrorLevel, "mirror request panicked"); ce != nil {
+				ce.Write(
+					zap.String("target", t.label),
+					zap.Any("error", err),
+					zap.ByteString("stack", debug.Stack()),
+				)
+			}
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(h.copyCtx, t.timeout)
+	defer cancel()
+	req := c.req.WithContext(copyContext(ctx))
+	req.Body, req.ContentLength = body.reader()
+
+	start := now()
+	resp, err := t.Transport.RoundTrip(req)
+	if err != nil {
+		t.count(failed)
+		if ce := h.failLogger.Check(zapcore.WarnLevel, "mirror request failed"); ce != nil {
+			ce.Write(
+				zap.String("target", t.label),
+				zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}),
+				zap.Duration("duration", now().Sub(start)),
+				zap.Error(err),
+			)
+		}
+		return
+	}
+	drained, drainErr := drain(resp)
+	duration := now().Sub(start)
+	t.observe(resp.StatusCode, duration)
+	t.count(mirrored)
+	if ce := h.logger.Check(zapcore.DebugLevel, "mirrored request"); ce != nil {
+		ce.Write(
+			zap.String("target", t.label),
+			zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}),
+			zap.Int("status", resp.StatusCode),
+			zap.Int64("response_bytes_read", drained),
+			zap.Duration("duration", duration),
+			zap.NamedError("drain_error", drainErr),
+		)
+	}
+}
+
+// pendingCopy is a copy that has been admitted but not yet sent: its
+// request is fully prepared, every placeholder already resolved.
+type pendingCopy struct {
+	target *Target
+	req    *http.Request
+}
+
+// now is the clock, replaceable in tests.
+var now = time.Now
+
+// copyContext gives a copy the context values that Caddy's transports
+// expect, fresh for each copy so that nothing is shared with the original
+// request or with other copies.
+func copyContext(ctx context.Context) context.Context {
+	ctx = context.WithValue(ctx, caddy.ReplacerCtxKey, caddy.NewReplacer())
+	return context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
+}
+
+// bufPool holds the buffers that request bodies are copied into.
+var bufPool = sync.Pool{
+	New: func() any { return new(bytes.Buffer) },
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

@@ -1,0 +1,295 @@
+package mirror
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+)
+
+// Target is one shadow upstream, with the rules that choose which requests
+// are copied to it and how each copy is sent. Every target is independent:
+// it has its own matchers, sampling, rate cap, header edits, timeout,
+// transport and counters.
+type Target struct {
+	// The shadow's base URL: http:// or https://, a host, an optional port
+	// and an optional path prefix, which is put in front of every request
+	// path (with upstream http://s/shadow, /a?q=1 is copied as
+	// /shadow/a?q=1). Placeholders known when the config loads, such as
+	// {env.*}, are expanded. A query, fragment or user info is an error.
+	// Required.
+	Upstream string `json:"upstream,omitempty"`
+
+	// The percentage of candidate requests to copy, from 0 to 100; 0.01
+	// copies one request in 10,000 and 0 turns the target off.
+	// Default: 100 (every candidate) when absent.
+	Percent *float64 `json:"percent,omitempty"`
+
+	// Matcher sets, from any http.matchers module, that choose which
+	// requests are candidates for copying. The sets are OR'd, as in a
+	// route's match. Default: every request is a candidate.
+	MatcherSetsRaw caddyhttp.RawMatcherSets `json:"match,omitempty" caddy:"namespace=http.matchers"`
+
+	// A placeholder, such as {http.request.header.X-User-Id}, whose value
+	// makes sampling sticky: the decision is a deterministic hash of the
+	// value, so the same user is always in or always out, on every Caddy
+	// instance, and raising percent only ever adds users. When the value is
+	// empty the decision falls back to random. Default: random sampling.
+	SampleBy string `json:"sample_by,omitempty"`
+
+	// The most copies per second sent to this target, enforced by a token
+	// bucket that holds one second's worth. The excess is dropped and
+	// counted (outcome dropped_rate). Must not be negative.
+	// Default: 0, no cap.
+	MaxRate float64 `json:"max_rate,omitempty"`
+
+	// Header edits (set, add, delete, replace) applied to the copy only;
+	// the primary request is never changed. Placeholders are resolved
+	// against the original request. Setting Host changes the copy's Host.
+	// Default: no edits.
+	Headers *headers.HeaderOps `json:"headers,omitempty"`
+
+	// How long the whole exchange with the shadow may take, from sending
+	// the request to the end of reading its response. Must not be
+	// negative. Default: 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// The transport that sends the copies: any http.reverse_proxy.transport
+	// module, so TLS, HTTP/2, dial timeouts and keep-alive work as they do
+	// in reverse_proxy. For the http transport, unless set otherwise, the
+	// idle connection pool is sized to max_in_flight and compression is
+	// off, so copies carry the client's Accept-Encoding verbatim.
+	// Default: http (with TLS for an https:// upstream).
+	TransportRaw json.RawMessage `json:"transport,omitempty" caddy:"namespace=http.reverse_proxy.transport inline_key=protocol"`
+
+	// Transport is the loaded transport module.
+	Transport http.RoundTripper `json:"-"`
+
+	url         *url.URL // scheme and host to send copies to
+	pathPrefix  string   // decoded path prefix, without a trailing slash
+	rawPrefix   string   // the same prefix, escaped
+	label       string   // the target label in metrics and logs
+	timeout     time.Duration
+	matcherSets caddyhttp.MatcherSets
+	sampler     *sampler
+	counters    [numOutcomes]prometheus.Counter
+	inFlight    prometheus.Gauge
+	durations   prometheus.ObserverVec
+}
+
+// provision prepares t for use by a handler whose in-flight limit is
+// maxInFlight.
+func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFlight int) error {
+	if err := t.parseUpstream(); err != nil {
+		return err
+	}
+	t.label = t.Upstream
+	t.counters, t.inFlight, t.durations = metrics.forTarget(t.label)
+
+	t.timeout = time.Duration(t.Timeout)
+	if t.timeout == 0 {
+		t.timeout = defaultTimeout
+	}
+	t.sampler = newSampler(t.Percent, t.SampleBy, t.MaxRate)
+
+	if err := t.provisionMatchers(ctx); err != nil {
+		return err
+	}
+	if t.Headers != nil {
+		if err := t.Headers.Provision(ctx); err != nil {
+			return fmt.Errorf("provisioning headers: %v", err)
+		}
+	}
+	return t.loadTransport(ctx, maxInFlight)
+}
+
+// parseUpstream checks and parses Upstream after expanding the
+// placeholders that are known at load time.
+func (t *Target) parseUpstream() error {
+	if t.Upstream == "" {
+		return fmt.Errorf("upstream is required")
+	}
+	raw := caddy.NewReplacer().ReplaceKnown(t.Upstream, "")
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("upstream %q: %v", t.Upstream, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("upstream %q: scheme must be http or https", t.Upstream)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("upstream %q: a host is required", t.Upstream)
+	case u.User != nil:
+		return fmt.Errorf("upstream %q: user info is not allowed; set credentials with headers", t.Upstream)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("upstream %q: a query is not allowed", t.Upstream)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("upstream %q: a fragment is not allowed", t.Upstream)
+	case strings.Contains(raw, "{"):
+		return fmt.Errorf("upstream %q: only placeholders known at load time, such as {env.*}, are allowed", t.Upstream)
+	}
+	t.url = &url.URL{Scheme: u.Scheme, Host: u.Host}
+	t.pathPrefix = strings.TrimSuffix(u.Path, "/")
+	t.rawPrefix = strings.TrimSuffix(u.EscapedPath(), "/")
+	return nil
+}
+
+// validate checks t's configured values; it changes nothing.
+func (t *Target) validate() error {
+	if t.Percent != nil && (*t.Percent < 0 || *t.Percent > 100) {
+		return fmt.Errorf("percent must be between 0 and 100, got %v", *t.Percent)
+	}
+	if t.MaxRate < 0 {
+		return fmt.Errorf("max_rate must not be negative, got %v", t.MaxRate)
+	}
+	if t.Timeout < 0 {
+		return fmt.Errorf("timeout must not be negative, got %v", time.Duration(t.Timeout))
+	}
+	return nil
+}
+
+// count records one request's outcome for this target.
+func (t *Target) count(o outcome) {
+	t.counters[o].Inc()
+}
+
+// observe records the duration of a completed exchange.
+func (t *Target) observe(status int, d time.Duration) {
+	t.durations.WithLabelValues(statusLabel(status)).Observe(d.Seconds())
+}
+
+// newCopy prepares the request that will be sent to t: a verbatim copy of
+// r's method, path, raw query and headers, addressed to t's upstream, with
+// the forwarding and marker headers set and t's header edits applied. Every
+// placeholder is resolved here, on the request path; the copy shares no
+// mutable state with r.
+func (t *Target) newCopy(r *http.Request) *http.Request {
+	hdr := r.Header.Clone()
+	if hdr == nil {
+		hdr = make(http.Header)
+	}
+	removeHopByHopHeaders(hdr)
+	if _, ok := hdr["User-Agent"]; !ok {
+		// keep Go's transport from adding its own
+		hdr["User-Agent"] = []string{""}
+	}
+	setForwardedHeaders(hdr, r)
+
+	cp := &http.Request{
+		Method:     r.Method,
+		URL:        t.copyURL(r.URL),
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     hdr,
+		Host:       r.Host,
+		RemoteAddr: r.RemoteAddr, // for logs only
+	}
+	if t.Headers != nil {
+		cp = cp.WithContext(r.Context()) // ApplyToRequest reads the replacer from it
+		t.Headers.ApplyToRequest(cp)
+	}
+	hdr[markerHeader] = []string{"1"} // last, so no edit can remove it
+	return cp
+}
+
+// copyURL addresses src's path and raw query to t's upstream, after the
+// upstream's path prefix, keeping escaped characters as they were.
+func (t *Target) copyURL(src *url.URL) *url.URL {
+	u := &url.URL{
+		Scheme:     t.url.Scheme,
+		Host:       t.url.Host,
+		Path:       t.pathPrefix + src.Path,
+		RawQuery:   src.RawQuery,
+		ForceQuery: src.ForceQuery,
+	}
+	if src.RawPath != "" || t.rawPrefix != t.pathPrefix {
+		u.RawPath = t.rawPrefix + src.EscapedPath()
+	}
+	return u
+}
+
+// hopByHopHeaders are the headers that apply to one connection only; they
+// are not copied, and the transport sets its own. The list is the one
+// reverse_proxy uses.
+var hopByHopHeaders = []string{
+	"Alt-Svc",
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// removeHopByHopHeaders removes the hop-by-hop headers from h, and the
+// headers that its Connection header names.
+func removeHopByHopHeaders(h http.Header) {
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				h.Del(sf)
+			}
+		}
+	}
+	for _, name := range hopByHopHeaders {
+		delete(h, name)
+	}
+}
+
+// setForwardedHeaders sets X-Forwarded-For, -Proto and -Host on a copy of
+// r as reverse_proxy sets them on the primary's request: prior values are
+// kept only when r came from a trusted proxy (the server's trusted_proxies).
+func setForwardedHeaders(hdr http.Header, r *http.Request) {
+	clientIP, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		// no peer address to vouch for the client's claims
+		delete(hdr, "X-Forwarded-For")
+		delete(hdr, "X-Forwarded-Proto")
+		delete(hdr, "X-Forwarded-Host")
+		return
+	}
+	clientIP, _, _ = strings.Cut(clientIP, "%")
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+
+	if prior := hdr.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
+		hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
+	} else {
+		hdr["X-Forwarded-For"] = []string{clientIP}
+	}
+
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	if prior := lastValue(hdr, "X-Forwarded-Proto"); trusted && prior != "" {
+		proto = prior
+	}
+	hdr["X-Forwarded-Proto"] = []string{proto}
+
+	host := r.Host
+	if prior := lastValue(hdr, "X-Forwarded-Host"); trusted && prior != "" {
+		host = prior
+	}
+	hdr["X-Forwarded-Host"] = []string{host}
+}
+
+// lastValue returns the last value of the header field name in h.
+func lastValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
+}
