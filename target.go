@@ -160,7 +160,14 @@ func (t *Target) validate() error {
 // count records one request's outcome for this target.
 func (t *Target) count(o outcome) {
 	t.counters[o].Inc()
+	if onOutcome != nil {
+		onOutcome(t, o)
+	}
 }
+
+// onOutcome, when set by a test before the config loads, is called after
+// every outcome is counted.
+var onOutcome func(*Target, outcome)
 
 // observe records the duration of a completed exchange.
 func (t *Target) observe(status int, d time.Duration) {

@@ -1,0 +1,173 @@
+package mirror
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		input string
+		want  string
+	}{
+		{
+			name:  "inline upstream",
+			input: `mirror http://127.0.0.1:9002`,
+			want:  `{"targets":[{"upstream":"http://127.0.0.1:9002"}]}`,
+		},
+		{
+			name: "inline upstream with options",
+			input: `mirror http://reviews-v2:9080 {
+				percent 25
+			}`,
+			want: `{"targets":[{"upstream":"http://reviews-v2:9080","percent":25}]}`,
+		},
+		{
+			name: "percent with a percent sign",
+			input: `mirror http://reviews-v2:9080 {
+				percent 0.01%
+			}`,
+			want: `{"targets":[{"upstream":"http://reviews-v2:9080","percent":0.01}]}`,
+		},
+		{
+			name: "several targets",
+			input: `mirror {
+				to http://reviews-v2:9080 {
+					percent 10
+				}
+				to https://audit.internal {
+					match {
+						method POST PUT
+					}
+					header_up -Authorization
+				}
+				max_body_size 4MB
+			}`,
+			want: `{"targets":[
+				{"upstream":"http://reviews-v2:9080","percent":10},
+				{"upstream":"https://audit.internal","match":[{"method":["POST","PUT"]}],"headers":{"delete":["Authorization"]}}
+			],"max_body_size":4000000}`,
+		},
+		{
+			name: "every option",
+			input: `mirror http://s:9080/shadow {
+				percent 12.5
+				match {
+					header User-Agent *testing*
+				}
+				match {
+					path /api/*
+				}
+				sample_by {http.request.header.X-User-Id}
+				max_rate 200
+				header_up X-Env shadow
+				header_up +X-Extra one
+				header_up X-Trace ^a(.*)$ b$1
+				timeout 5s
+				transport http {
+					dial_timeout 2s
+				}
+				max_body_size 1MiB
+				max_in_flight 64
+			}`,
+			want: `{"targets":[{
+				"upstream":"http://s:9080/shadow",
+				"percent":12.5,
+				"match":[{"header":{"User-Agent":["*testing*"]}},{"path":["/api/*"]}],
+				"sample_by":"{http.request.header.X-User-Id}",
+				"max_rate":200,
+				"headers":{"add":{"X-Extra":["one"]},"set":{"X-Env":["shadow"]},"replace":{"X-Trace":[{"search_regexp":"^a(.*)$","replace":"b$1"}]}},
+				"timeout":5000000000,
+				"transport":{"protocol":"http","dial_timeout":2000000000}
+			}],"max_body_size":1048576,"max_in_flight":64}`,
+		},
+		{
+			name: "inline upstream and more targets",
+			input: `mirror http://a {
+				percent 50
+				to http://b
+			}`,
+			want: `{"targets":[{"upstream":"http://a","percent":50},{"upstream":"http://b"}]}`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input)); err != nil {
+				t.Fatalf("UnmarshalCaddyfile(%s) error: %v", tc.name, err)
+			}
+			got, err := json.Marshal(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := normalizeJSON(t, string(got)), normalizeJSON(t, tc.want); g != w {
+				t.Errorf("UnmarshalCaddyfile(%s) = %s, want %s", tc.name, g, w)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfile_Error(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		input   string
+		wantErr string
+	}{
+		{"two upstreams", `mirror http://a http://b`, "wrong argument count"},
+		{"unknown subdirective", "mirror http://a {\n\tcolour blue\n}", "unrecognized subdirective 'colour'"},
+		{"target option without a target", "mirror {\n\tpercent 10\n}", "'percent' applies to a target"},
+		{"to without upstream", "mirror {\n\tto\n}", "wrong argument count"},
+		{"to with two upstreams", "mirror {\n\tto http://a http://b\n}", "wrong argument count"},
+		{"unknown option in to", "mirror {\n\tto http://a {\n\t\tcolour blue\n\t}\n}", "unrecognized subdirective 'colour'"},
+		{"percent not a number", "mirror http://a {\n\tpercent lots\n}", "invalid percent 'lots'"},
+		{"percent over 100", "mirror http://a {\n\tpercent 150\n}", "invalid percent '150'"},
+		{"percent negative", "mirror http://a {\n\tpercent -1\n}", "invalid percent '-1'"},
+		{"percent missing", "mirror http://a {\n\tpercent\n}", "wrong argument count"},
+		{"percent twice on a line", "mirror http://a {\n\tpercent 1 2\n}", "wrong argument count"},
+		{"max_rate negative", "mirror http://a {\n\tmax_rate -5\n}", "invalid max_rate '-5'"},
+		{"max_rate not a number", "mirror http://a {\n\tmax_rate fast\n}", "invalid max_rate 'fast'"},
+		{"timeout bad", "mirror http://a {\n\ttimeout soon\n}", "invalid timeout 'soon'"},
+		{"sample_by missing", "mirror http://a {\n\tsample_by\n}", "wrong argument count"},
+		{"header_up no args", "mirror http://a {\n\theader_up\n}", "wrong argument count"},
+		{"header_up too many", "mirror http://a {\n\theader_up a b c d\n}", "wrong argument count"},
+		{"transport unknown", "mirror http://a {\n\ttransport carrier_pigeon\n}", "carrier_pigeon"},
+		{"transport twice", "mirror http://a {\n\ttransport http\n\ttransport http\n}", "transport already specified"},
+		{"match unknown matcher", "mirror http://a {\n\tmatch {\n\t\tcolour blue\n\t}\n}", "colour"},
+		{"max_body_size bad", "mirror http://a {\n\tmax_body_size huge\n}", "invalid max_body_size 'huge'"},
+		{"max_body_size missing", "mirror http://a {\n\tmax_body_size\n}", "wrong argument count"},
+		{"max_in_flight bad", "mirror http://a {\n\tmax_in_flight many\n}", "invalid max_in_flight 'many'"},
+		{"max_in_flight negative", "mirror http://a {\n\tmax_in_flight -1\n}", "invalid max_in_flight '-1'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if err == nil {
+				t.Fatalf("UnmarshalCaddyfile(%q) = nil error, want one containing %q", tc.input, tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("UnmarshalCaddyfile(%q) error = %q, want it to contain %q", tc.input, err, tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), "Testfile:") {
+				t.Errorf("UnmarshalCaddyfile(%q) error = %q, want it to name the line", tc.input, err)
+			}
+		})
+	}
+}
+
+// normalizeJSON re-encodes a JSON document so that two equal documents
+// compare equal as strings.
+func normalizeJSON(t testing.TB, s string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("invalid JSON %s: %v", s, err)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}

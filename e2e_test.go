@@ -1,0 +1,392 @@
+package mirror
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// These tests run a real Caddy in this process, through caddytest, with
+// its admin API on localhost:2999 and the front on localhost:9080.
+const (
+	adminURL = "http://localhost:2999"
+	frontURL = "http://localhost:9080"
+)
+
+// caddyfileGlobals starts every Caddyfile these tests load.
+const caddyfileGlobals = `{
+	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+}
+`
+
+// seenRequest is what a backend received.
+type seenRequest struct {
+	method, requestURI, host, proto string
+	header                          http.Header
+	body                            string
+}
+
+// backend is an httptest server that reports every request it receives.
+type backend struct {
+	*httptest.Server
+	seen chan seenRequest
+}
+
+// newBackend starts a backend that answers every request with status and
+// body, after reporting it.
+func newBackend(t testing.TB, status int, body string) *backend {
+	t.Helper()
+	b := &backend{seen: make(chan seenRequest, 1024)}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("backend reading body: %v", err)
+		}
+		b.seen <- seenRequest{r.Method, r.RequestURI, r.Host, r.Proto, r.Header.Clone(), string(data)}
+		w.Header().Set("X-Backend", body)
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+// addr returns the backend's host:port.
+func (b *backend) addr() string {
+	return strings.TrimPrefix(b.URL, "http://")
+}
+
+// assertNothingSeen fails the test if b received a request. Call it only
+// after the config that could have sent one has been unloaded.
+func (b *backend) assertNothingSeen(t testing.TB, name string) {
+	t.Helper()
+	select {
+	case r := <-b.seen:
+		t.Errorf("%s received %s %s, want nothing", name, r.method, r.requestURI)
+	default:
+	}
+}
+
+// unloadMirrors replaces the running config with one without mirrors. Caddy
+// cleans up the old handlers, which waits for their copies, so afterwards
+// every copy has been counted and every backend request made.
+func unloadMirrors(tester *caddytest.Tester) {
+	tester.InitServer(caddyfileGlobals+"\n:9080 {\n\trespond \"no mirror\"\n}\n", "caddyfile")
+}
+
+// do sends req through the tester's client and returns the status and body.
+func do(t testing.TB, tester *caddytest.Tester, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := tester.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// metricValue reads a sample of caddy_http_mirror_requests_total from the
+// admin endpoint's /metrics.
+func metricValue(t testing.TB, target, outcome string) float64 {
+	t.Helper()
+	resp, err := http.Get(adminURL + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	family, ok := families["caddy_http_mirror_requests_total"]
+	if !ok {
+		t.Fatalf("/metrics has no caddy_http_mirror_requests_total")
+	}
+	for _, m := range family.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["target"] == target && labels["outcome"] == outcome {
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("/metrics has no sample for target=%q outcome=%q", target, outcome)
+	return 0
+}
+
+func TestE2E_VerbatimCopy(t *testing.T) {
+	rec := recordOutcomes(t)
+	primary := newBackend(t, http.StatusCreated, "from primary")
+	shadow := newBackend(t, http.StatusInternalServerError, "from shadow")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(caddyfileGlobals+fmt.Sprintf(`
+:9080 {
+	mirror http://%s/shadow
+	reverse_proxy %s
+}
+`, shadow.addr(), primary.addr()), "caddyfile")
+
+	body := "name=caddy&value=%E2%9C%93\x00binary\xff"
+	req, _ := http.NewRequest(http.MethodPut, frontURL+"/api/items/a%2Fb%20c?q=1&q=2&x=%41+b", strings.NewReader(body))
+	req.Host = "reviews.example:9080"
+	req.Header.Set("Authorization", "Bearer secret-token")
+	req.Header.Set("Cookie", "session=abc")
+	req.Header.Add("X-Multi", "one")
+	req.Header.Add("X-Multi", "two")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Connection", "X-Hop")
+	req.Header.Set("X-Hop", "dropped")
+	status, got := do(t, tester, req)
+	if status != http.StatusCreated || got != "from primary" {
+		t.Fatalf("client got %d %q, want 201 %q", status, got, "from primary")
+	}
+
+	p := receive(t, primary.seen, "the primary's request")
+	s := receive(t, shadow.seen, "the copy")
+	if o := rec.wait(t, 1)[0]; o.outcome != mirrored {
+		t.Errorf("outcome = %v, want mirrored", o.outcome)
+	}
+
+	if s.method != http.MethodPut {
+		t.Errorf("copy method = %s, want PUT", s.method)
+	}
+	if want := "/shadow/api/items/a%2Fb%20c?q=1&q=2&x=%41+b"; s.requestURI != want {
+		t.Errorf("copy URI = %s, want %s", s.requestURI, want)
+	}
+	if s.host != "reviews.example:9080" || s.host != p.host {
+		t.Errorf("copy Host = %s, want %s as the primary got", s.host, p.host)
+	}
+	if s.body != body || p.body != body {
+		t.Errorf("bodies: copy %q, primary %q, want %q", s.body, p.body, body)
+	}
+	for _, name := range []string{"Authorization", "Cookie", "X-Multi", "Content-Type", "User-Agent", "Accept-Encoding", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
+		if sv, pv := s.header.Values(name), p.header.Values(name); strings.Join(sv, "|") != strings.Join(pv, "|") {
+			t.Errorf("copy %s = %q, want %q as the primary got", name, sv, pv)
+		}
+	}
+	if got := s.header.Values("X-Multi"); strings.Join(got, "|") != "one|two" {
+		t.Errorf("copy X-Multi = %q, want [one two]", got)
+	}
+	if got := s.header.Get("X-Forwarded-For"); got != "127.0.0.1" {
+		t.Errorf("copy X-Forwarded-For = %q, want 127.0.0.1", got)
+	}
+	if got := s.header.Get("Caddy-Mirror"); got != "1" {
+		t.Errorf("copy Caddy-Mirror = %q, want 1", got)
+	}
+	if p.header.Get("Caddy-Mirror") != "" {
+		t.Error("the primary's request carries Caddy-Mirror; the marker belongs on the copy only")
+	}
+	if got := s.header.Get("X-Hop"); got != "" {
+		t.Errorf("copy X-Hop = %q; headers named by Connection are hop-by-hop", got)
+	}
+	if got := metricValue(t, "http://"+shadow.addr()+"/shadow", "mirrored"); got != 1 {
+		t.Errorf("/metrics mirrored = %v, want 1", got)
+	}
+}
+
+func TestE2E_HeaderMatchAndSeveralTargets(t *testing.T) {
+	rec := recordOutcomes(t)
+	primary := newBackend(t, http.StatusOK, "v1")
+	testing_ := newBackend(t, http.StatusOK, "v2-testing")
+	all := newBackend(t, http.StatusOK, "audit")
+	posts := newBackend(t, http.StatusOK, "posts")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(caddyfileGlobals+fmt.Sprintf(`
+:9080 {
+	mirror {
+		to http://%s {
+			match {
+				header_regexp User-Agent .*testing.*
+			}
+			header_up X-Env shadow
+			header_up -Authorization
+		}
+		to http://%s
+		to http://%s {
+			match {
+				method POST
+			}
+		}
+	}
+	reverse_proxy %s
+}
+`, testing_.addr(), all.addr(), posts.addr(), primary.addr()), "caddyfile")
+
+	send := func(method, ua string) {
+		req, _ := http.NewRequest(method, frontURL+"/reviews", strings.NewReader("x"))
+		req.Header.Set("User-Agent", ua)
+		req.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
+		if status, body := do(t, tester, req); status != 200 || body != "v1" {
+			t.Fatalf("client got %d %q, want 200 v1", status, body)
+		}
+	}
+	send(http.MethodGet, "curl/8")
+	send(http.MethodGet, "my-testing-agent")
+	send(http.MethodPost, "curl/8")
+	got := counts(rec.wait(t, 4))
+	if got["mirrored"] != 4 {
+		t.Errorf("outcomes = %v, want 4 mirrored", got)
+	}
+	unloadMirrors(tester)
+
+	c := receive(t, testing_.seen, "the testing copy")
+	if c.header.Get("User-Agent") != "my-testing-agent" {
+		t.Errorf("testing target got User-Agent %q", c.header.Get("User-Agent"))
+	}
+	if c.header.Get("X-Env") != "shadow" || c.header.Get("Authorization") != "" {
+		t.Errorf("testing copy headers X-Env=%q Authorization=%q, want shadow and none", c.header.Get("X-Env"), c.header.Get("Authorization"))
+	}
+	testing_.assertNothingSeen(t, "the testing target")
+	for range 3 {
+		receive(t, all.seen, "a copy to the catch-all target")
+	}
+	all.assertNothingSeen(t, "the catch-all target")
+	if r := receive(t, posts.seen, "the POST copy"); r.method != http.MethodPost {
+		t.Errorf("POST target got %s", r.method)
+	}
+	posts.assertNothingSeen(t, "the POST target")
+	for range 3 {
+		r := receive(t, primary.seen, "a primary request")
+		if r.header.Get("X-Env") != "" || r.header.Get("Authorization") == "" {
+			t.Errorf("primary request headers changed: X-Env=%q Authorization=%q", r.header.Get("X-Env"), r.header.Get("Authorization"))
+		}
+	}
+}
+
+func TestE2E_JSONLoadAndPatchPercent(t *testing.T) {
+	rec := recordOutcomes(t)
+	primary := newBackend(t, http.StatusOK, "v1")
+	candidate := newBackend(t, http.StatusOK, "v2")
+	sentinel := newBackend(t, http.StatusOK, "sentinel")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`{
+	"admin": {"listen": "localhost:2999"},
+	"apps": {"http": {"grace_period": 1, "servers": {"front": {
+		"listen": [":9080"],
+		"routes": [{"handle": [
+			{"handler": "mirror", "targets": [
+				{"upstream": "http://%s", "percent": 0},
+				{"upstream": "http://%s"}
+			], "max_body_size": 1024, "max_in_flight": 16},
+			{"handler": "reverse_proxy", "upstreams": [{"dial": "%s"}]}
+		]}]
+	}}}}
+}`, candidate.addr(), sentinel.addr(), primary.addr()), "json")
+
+	get := func() {
+		req, _ := http.NewRequest(http.MethodGet, frontURL+"/", nil)
+		if status, body := do(t, tester, req); status != 200 || body != "v1" {
+			t.Fatalf("client got %d %q, want 200 v1", status, body)
+		}
+	}
+	get()
+	if o := rec.wait(t, 1)[0]; o.target != "http://"+sentinel.addr() {
+		t.Errorf("with percent 0, outcome for %s, want only the sentinel's", o.target)
+	}
+
+	path := adminURL + "/config/apps/http/servers/front/routes/0/handle/0/targets/0/percent"
+	req, _ := http.NewRequest(http.MethodPatch, path, strings.NewReader("100"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PATCH percent: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH percent: status %d", resp.StatusCode)
+	}
+	candidate.assertNothingSeen(t, "the percent 0 target") // the old config is unloaded
+
+	get()
+	got := rec.wait(t, 2)
+	targets := map[string]bool{got[0].target: true, got[1].target: true}
+	if !targets["http://"+candidate.addr()] || !targets["http://"+sentinel.addr()] {
+		t.Errorf("after PATCH percent 100, outcomes for %v, want both targets", targets)
+	}
+	receive(t, candidate.seen, "a copy after PATCH")
+
+	// the admin API round-trips the config names exactly
+	resp, err = http.Get(adminURL + "/config/apps/http/servers/front/routes/0/handle/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cfg, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`"percent":100`, `"max_body_size":1024`, `"max_in_flight":16`, `"upstream":"http://` + candidate.addr() + `"`} {
+		if !bytes.Contains(cfg, []byte(want)) {
+			t.Errorf("GET config = %s, want it to contain %s", cfg, want)
+		}
+	}
+}
+
+func TestE2E_SkipsAndLimits(t *testing.T) {
+	rec := recordOutcomes(t)
+	primary := newBackend(t, http.StatusOK, "v1")
+	shadow := newBackend(t, http.StatusOK, "shadow")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(caddyfileGlobals+fmt.Sprintf(`
+:9080 {
+	mirror http://%s {
+		max_body_size 10
+	}
+	reverse_proxy %s
+}
+`, shadow.addr(), primary.addr()), "caddyfile")
+	target := "http://" + shadow.addr()
+
+	for _, tc := range []struct {
+		name   string
+		body   string
+		header map[string]string
+		want   outcome
+	}{
+		{"body at the limit", "0123456789", nil, mirrored},
+		{"body over the limit", "0123456789A", nil, skippedBodyTooLarge},
+		{"a copy arriving again", "", map[string]string{"Caddy-Mirror": "1"}, skippedLoop},
+		{"websocket upgrade", "", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, skippedUnsupported},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, frontURL+"/", strings.NewReader(tc.body))
+		for k, v := range tc.header {
+			req.Header.Set(k, v)
+		}
+		status, _ := do(t, tester, req)
+		if tc.want != skippedUnsupported && status != http.StatusOK {
+			t.Errorf("%s: client got %d, want 200", tc.name, status)
+		}
+		if o := rec.wait(t, 1)[0]; o.outcome != tc.want {
+			t.Errorf("%s: outcome = %v, want %v", tc.name, o.outcome, tc.want)
+		}
+		if p := receive(t, primary.seen, "the primary's request"); p.body != tc.body {
+			t.Errorf("%s: primary got body %q, want %q", tc.name, p.body, tc.body)
+		}
+	}
+	for _, o := range []outcome{mirrored, skippedBodyTooLarge, skippedLoop, skippedUnsupported} {
+		if got := metricValue(t, target, o.String()); got != 1 {
+			t.Errorf("/metrics %s = %v, want 1", o, got)
+		}
+	}
+	unloadMirrors(tester)
+	if s := receive(t, shadow.seen, "the copy"); s.body != "0123456789" {
+		t.Errorf("copy body = %q, want the body at the limit", s.body)
+	}
+	shadow.assertNothingSeen(t, "the shadow")
+}

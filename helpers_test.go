@@ -1,0 +1,112 @@
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// waitLimit bounds every wait in the tests. It is a guard against a hang,
+// never a synchronisation: the tests wait on channels.
+const waitLimit = 10 * time.Second
+
+// provisionHandler decodes cfg into a Handler, then provisions and
+// validates it in a fresh Caddy context, as Caddy does when it loads a
+// config. The handler is cleaned up when the test ends.
+func provisionHandler(t testing.TB, cfg string) *Handler {
+	t.Helper()
+	h := new(Handler)
+	if err := json.Unmarshal([]byte(cfg), h); err != nil {
+		t.Fatalf("decoding config: %v", err)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	t.Cleanup(func() { _ = h.Cleanup() })
+	if err := h.Provision(ctx); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	return h
+}
+
+// withCaddyContext gives r the context values that Caddy's server sets up.
+func withCaddyContext(w http.ResponseWriter, r *http.Request) *http.Request {
+	return caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+}
+
+// serveThrough starts a server that runs h in front of primary, the way a
+// Caddy route runs mirror before reverse_proxy.
+func serveThrough(t testing.TB, h *Handler, primary caddyhttp.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.ServeHTTP(w, withCaddyContext(w, r), primary); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// recordedOutcome is one outcome reported through onOutcome.
+type recordedOutcome struct {
+	target  string
+	outcome outcome
+}
+
+// outcomeRecorder receives the outcomes of every copy while a test runs.
+type outcomeRecorder chan recordedOutcome
+
+// recordOutcomes installs an outcome recorder for the rest of the test.
+// Tests that use it must not run in parallel.
+func recordOutcomes(t testing.TB) outcomeRecorder {
+	rec := make(outcomeRecorder, 1<<16)
+	onOutcome = func(tg *Target, o outcome) { rec <- recordedOutcome{tg.label, o} }
+	t.Cleanup(func() { onOutcome = nil })
+	return rec
+}
+
+// wait returns the next n outcomes, failing the test if they do not come.
+func (rec outcomeRecorder) wait(t testing.TB, n int) []recordedOutcome {
+	t.Helper()
+	got := make([]recordedOutcome, 0, n)
+	guard := time.NewTimer(waitLimit)
+	defer guard.Stop()
+	for len(got) < n {
+		select {
+		case o := <-rec:
+			got = append(got, o)
+		case <-guard.C:
+			t.Fatalf("got %d outcomes %v, want %d", len(got), got, n)
+		}
+	}
+	return got
+}
+
+// counts tallies outcomes by name.
+func counts(outcomes []recordedOutcome) map[string]int {
+	m := make(map[string]int)
+	for _, o := range outcomes {
+		m[o.outcome.String()]++
+	}
+	return m
+}
+
+// receive waits for a value from ch, failing the test if none comes.
+func receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitLimit):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}

@@ -1,0 +1,130 @@
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// loadHandler decodes, provisions and validates cfg as Caddy does when it
+// loads a config, returning the first error.
+func loadHandler(t *testing.T, cfg string) (*Handler, error) {
+	t.Helper()
+	h := new(Handler)
+	if err := json.Unmarshal([]byte(cfg), h); err != nil {
+		return nil, err
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	t.Cleanup(func() { _ = h.Cleanup() })
+	if err := h.Provision(ctx); err != nil {
+		return h, err
+	}
+	return h, h.Validate()
+}
+
+func TestValidate_Error(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     string
+		wantErr string
+	}{
+		{"no targets", `{}`, "targets: at least one target is required"},
+		{"empty targets", `{"targets":[]}`, "targets: at least one target is required"},
+		{"null target", `{"targets":[null]}`, "targets[0]"},
+		{"upstream missing", `{"targets":[{"percent":5}]}`, "targets[0]: upstream is required"},
+		{"upstream scheme", `{"targets":[{"upstream":"ftp://x"}]}`, "upstream \"ftp://x\": scheme must be http or https"},
+		{"upstream without scheme", `{"targets":[{"upstream":"127.0.0.1:9002"}]}`, "upstream"},
+		{"upstream without host", `{"targets":[{"upstream":"http:///path"}]}`, "a host is required"},
+		{"upstream with query", `{"targets":[{"upstream":"http://x/?a=1"}]}`, "a query is not allowed"},
+		{"upstream with fragment", `{"targets":[{"upstream":"http://x/#frag"}]}`, "a fragment is not allowed"},
+		{"upstream with user info", `{"targets":[{"upstream":"http://u:p@x"}]}`, "user info is not allowed"},
+		{"upstream with request placeholder", `{"targets":[{"upstream":"http://{http.request.host}"}]}`, "upstream"},
+		{"second target bad", `{"targets":[{"upstream":"http://a"},{"upstream":"gopher://b"}]}`, "targets[1]: upstream"},
+		{"percent over 100", `{"targets":[{"upstream":"http://a","percent":100.5}]}`, "targets[0]: percent must be between 0 and 100, got 100.5"},
+		{"percent negative", `{"targets":[{"upstream":"http://a","percent":-1}]}`, "percent must be between 0 and 100, got -1"},
+		{"max_rate negative", `{"targets":[{"upstream":"http://a","max_rate":-1}]}`, "max_rate must not be negative, got -1"},
+		{"timeout negative", `{"targets":[{"upstream":"http://a","timeout":"-1s"}]}`, "timeout must not be negative"},
+		{"max_body_size negative", `{"targets":[{"upstream":"http://a"}],"max_body_size":-1}`, "max_body_size must not be negative, got -1"},
+		{"max_in_flight negative", `{"targets":[{"upstream":"http://a"}],"max_in_flight":-1}`, "max_in_flight must not be negative, got -1"},
+		{"unknown matcher", `{"targets":[{"upstream":"http://a","match":[{"colour":"blue"}]}]}`, "loading matchers"},
+		{"unknown transport", `{"targets":[{"upstream":"http://a","transport":{"protocol":"pigeon"}}]}`, "loading transport"},
+		{"transport without protocol", `{"targets":[{"upstream":"http://a","transport":{}}]}`, "loading transport"},
+		{"tls transport for http upstream", `{"targets":[{"upstream":"http://a","transport":{"protocol":"http","tls":{}}}]}`, "scheme is http but the transport has TLS enabled"},
+		{"bad header regexp", `{"targets":[{"upstream":"http://a","headers":{"replace":{"X":[{"search_regexp":"(","replace":""}]}}}]}`, "provisioning headers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadHandler(t, tc.cfg)
+			if err == nil {
+				t.Fatalf("load(%s) = nil error, want one containing %q", tc.cfg, tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("load(%s) error = %q, want it to contain %q", tc.cfg, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestProvisionDefaults(t *testing.T) {
+	t.Setenv("MIRROR_TEST_SHADOW", "shadow.internal:9080")
+	h, err := loadHandler(t, `{"targets":[{"upstream":"https://{env.MIRROR_TEST_SHADOW}/v2/"}]}`)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if h.MaxBodySize != 1<<20 {
+		t.Errorf("MaxBodySize = %d, want 1 MiB", h.MaxBodySize)
+	}
+	if h.MaxInFlight != 1024 {
+		t.Errorf("MaxInFlight = %d, want 1024", h.MaxInFlight)
+	}
+	tg := h.Targets[0]
+	if got := tg.url.String(); got != "https://shadow.internal:9080" {
+		t.Errorf("upstream URL = %s, want https://shadow.internal:9080", got)
+	}
+	if tg.pathPrefix != "/v2" {
+		t.Errorf("path prefix = %q, want /v2", tg.pathPrefix)
+	}
+	if tg.timeout.String() != "10s" {
+		t.Errorf("timeout = %v, want 10s", tg.timeout)
+	}
+	if !tg.sampler.all {
+		t.Error("a target without percent should copy every candidate")
+	}
+}
+
+func TestTransportWithDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		raw   string
+		https bool
+		want  string
+	}{
+		{"default http", ``, false,
+			`{"protocol":"http","compression":false,"keep_alive":{"max_idle_conns_per_host":256}}`},
+		{"default https gets tls", ``, true,
+			`{"protocol":"http","tls":{},"compression":false,"keep_alive":{"max_idle_conns_per_host":256}}`},
+		{"user settings are kept", `{"protocol":"http","compression":true,"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`, false,
+			`{"protocol":"http","compression":true,"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`},
+		{"other keep_alive settings are kept", `{"protocol":"http","keep_alive":{"idle_timeout":"1m"}}`, false,
+			`{"protocol":"http","compression":false,"keep_alive":{"idle_timeout":"1m","max_idle_conns_per_host":256}}`},
+		{"other transports untouched", `{"protocol":"fastcgi","root":"/srv"}`, false,
+			`{"protocol":"fastcgi","root":"/srv"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var raw json.RawMessage
+			if tc.raw != "" {
+				raw = json.RawMessage(tc.raw)
+			}
+			got, err := transportWithDefaults(raw, tc.https, 256)
+			if err != nil {
+				t.Fatalf("transportWithDefaults(%s) error: %v", tc.raw, err)
+			}
+			if g, w := normalizeJSON(t, string(got)), normalizeJSON(t, tc.want); g != w {
+				t.Errorf("transportWithDefaults(%s) = %s, want %s", tc.raw, g, w)
+			}
+		})
+	}
+}
