@@ -171,4 +171,3 @@ func TestSamplerMaxRate(t *testing.T) {
 		t.Error("max_rate 0.5 should allow a copy after 2s")
 	}
 }
-
