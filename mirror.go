@@ -296,6 +296,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 			ce.Write(
 				zap.String("target", t.label),
 				zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}),
+				zap.String("uri", req.URL.RequestURI()),
 				zap.Duration("duration", now().Sub(start)),
 				zap.Error(err),
 			)
@@ -310,6 +311,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		ce.Write(
 			zap.String("target", t.label),
 			zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}),
+			zap.String("uri", req.URL.RequestURI()),
 			zap.Int("status", resp.StatusCode),
 			zap.Int64("response_bytes_read", drained),
 			zap.Duration("duration", duration),

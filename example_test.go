@@ -1,0 +1,62 @@
+package mirror
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile" // the caddyfile adapter
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite example/caddy.json from example/Caddyfile")
+
+// TestExampleCaddyfileAdapts is the golden test for the demo: the Caddyfile
+// adapts, without warnings, to exactly the JSON in example/caddy.json.
+func TestExampleCaddyfileAdapts(t *testing.T) {
+	src, err := os.ReadFile("example/Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "example/Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapting example/Caddyfile: %v", err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("adapting example/Caddyfile warned: %v", warnings)
+	}
+	if *update {
+		var v any
+		_ = json.Unmarshal(adapted, &v)
+		out, _ := json.MarshalIndent(v, "", "\t")
+		if err := os.WriteFile("example/caddy.json", append(out, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden, err := os.ReadFile("example/caddy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := normalizeJSON(t, string(adapted)), normalizeJSON(t, string(golden)); got != want {
+		t.Errorf("example/Caddyfile adapts to\n%s\nwant example/caddy.json\n%s\n(run go test -run TestExampleCaddyfileAdapts -update)", got, want)
+	}
+}
+
+// TestExampleJSONValidates loads and provisions example/caddy.json, as
+// POST /load would, without starting its servers.
+func TestExampleJSONValidates(t *testing.T) {
+	raw, err := os.ReadFile("example/caddy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("decoding example/caddy.json: %v", err)
+	}
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Errorf("example/caddy.json does not validate: %v", err)
+	}
+}
