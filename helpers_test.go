@@ -68,8 +68,14 @@ type outcomeRecorder chan recordedOutcome
 // Tests that use it must not run in parallel.
 func recordOutcomes(t testing.TB) outcomeRecorder {
 	rec := make(outcomeRecorder, 1<<16)
-	onOutcome = func(tg *Target, o outcome) { rec <- recordedOutcome{tg.label, o} }
-	t.Cleanup(func() { onOutcome = nil })
+	hook := func(tg *Target, o outcome) {
+		select {
+		case rec <- recordedOutcome{tg.label, o}:
+		default: // a straggler from a finished test must not block
+		}
+	}
+	onOutcome.Store(&hook)
+	t.Cleanup(func() { onOutcome.Store(nil) })
 	return rec
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -160,14 +161,13 @@ func (t *Target) validate() error {
 // count records one request's outcome for this target.
 func (t *Target) count(o outcome) {
 	t.counters[o].Inc()
-	if onOutcome != nil {
-		onOutcome(t, o)
+	if hook := onOutcome.Load(); hook != nil {
+		(*hook)(t, o)
 	}
 }
 
-// onOutcome, when set by a test before the config loads, is called after
-// every outcome is counted.
-var onOutcome func(*Target, outcome)
+// onOutcome, when set by a test, is called after every outcome is counted.
+var onOutcome atomic.Pointer[func(*Target, outcome)]
 
 // observe records the duration of a completed exchange.
 func (t *Target) observe(status int, d time.Duration) {
