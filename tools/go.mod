@@ -1,6 +1,6 @@
 module github.com/caddy-mirror/mirror/tools
 
-go 1.26
+go 1.26.0
 
 tool github.com/caddyserver/xcaddy/cmd/xcaddy
 

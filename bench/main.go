@@ -1,0 +1,170 @@
+// Command bench measures what the mirror handler costs the primary: it
+// builds the project's Caddy, starts its own primary and shadow backends on
+// loopback, drives load through Caddy with and without a mirror (and through
+// nginx's mirror module when nginx is installed), and writes RESULTS.md and
+// PNG charts.
+//
+//	go run ./bench            # the full suite, about 20 minutes
+//	go run ./bench -quick     # a smoke test of every scenario, as CI runs it
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// config is the run's configuration, reported with the results.
+type config struct {
+	quick        bool
+	reps         int
+	phase        time.Duration // each measured load phase
+	warmup       time.Duration
+	memoryPhase  time.Duration
+	primaryDelay time.Duration
+	proxyCPUs    string // taskset list for the proxies; "" leaves them unpinned
+	out          string
+	scenarios    []string
+	nginx        string // path of nginx; "" when not used
+	caddy        string // path of the Caddy built for the run
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("bench: ")
+	var cfg config
+	var scenarios string
+	flag.BoolVar(&cfg.quick, "quick", false, "smoke test: short phases, one repetition, results in a temporary folder unless -out is set")
+	flag.IntVar(&cfg.reps, "reps", 3, "repetitions of each measurement, interleaved; medians are reported")
+	flag.DurationVar(&cfg.phase, "phase", 5*time.Second, "length of each measured load phase")
+	flag.DurationVar(&cfg.memoryPhase, "memory-phase", 60*time.Second, "length of the memory-bound phase")
+	flag.DurationVar(&cfg.primaryDelay, "primary-delay", time.Millisecond, "time the primary takes to answer")
+	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs to pin Caddy and nginx to, as taskset -c takes them (default: not pinned)")
+	flag.StringVar(&cfg.out, "out", "", "folder for RESULTS.md and the charts (default: bench/, or a temporary folder with -quick)")
+	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7", "scenarios to run, by number")
+	noNginx := flag.Bool("no-nginx", false, "skip nginx even when it is installed")
+	flag.Parse()
+	cfg.scenarios = strings.Split(scenarios, ",")
+	cfg.warmup = 500 * time.Millisecond
+	if cfg.quick {
+		cfg.reps, cfg.phase, cfg.memoryPhase, cfg.warmup = 1, time.Second, 3*time.Second, 200*time.Millisecond
+	}
+	if err := run(&cfg, *noNginx); err != nil {
+		log.Fatalf("FAILED: %v", err)
+	}
+}
+
+func run(cfg *config, noNginx bool) error {
+	if _, err := os.Stat("cmd/caddy"); err != nil {
+		return fmt.Errorf("run from the repository root (go run ./bench): %v", err)
+	}
+	if cfg.out == "" {
+		cfg.out = "bench"
+		if cfg.quick {
+			dir, err := os.MkdirTemp("", "bench-quick-")
+			if err != nil {
+				return err
+			}
+			cfg.out = dir
+		}
+	}
+	if path, err := exec.LookPath("nginx"); err == nil && !noNginx {
+		cfg.nginx = path
+	} else if !noNginx {
+		log.Printf("nginx is not installed; its column is left out (apt-get install nginx)")
+	}
+
+	bin, err := os.MkdirTemp("", "bench-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bin)
+	cfg.caddy = filepath.Join(bin, "caddy")
+	log.Printf("building Caddy from ./cmd/caddy")
+	build := exec.Command("go", "build", "-o", cfg.caddy, "./cmd/caddy")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building ./cmd/caddy: %v", err)
+	}
+
+	env, err := startEnvironment(cfg.primaryDelay)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+
+	rep := &report{cfg: cfg, started: time.Now()}
+	for _, s := range allScenarios {
+		if !slices.Contains(cfg.scenarios, s.id) && !(s.id == "2" && slices.Contains(cfg.scenarios, "3")) {
+			continue
+		}
+		log.Printf("scenario %s: %s", s.id, s.title)
+		secs, err := s.run(cfg, env)
+		if err != nil {
+			return fmt.Errorf("scenario %s (%s): %v", s.id, s.title, err)
+		}
+		rep.sections = append(rep.sections, secs...)
+	}
+	if err := rep.write(); err != nil {
+		return err
+	}
+	log.Printf("wrote %s", filepath.Join(cfg.out, "RESULTS.md"))
+	if problems := rep.problems(); len(problems) > 0 {
+		return fmt.Errorf("%d problem(s):\n  %s", len(problems), strings.Join(problems, "\n  "))
+	}
+	log.Printf("every scenario completed with no primary errors and every copy accounted for")
+	return nil
+}
+
+// environment holds the backends every scenario uses.
+type environment struct {
+	primary  *backend
+	shadows  map[string]*backend
+	capacity float64 // the baseline's req/s on one connection, once measured
+}
+
+func startEnvironment(primaryDelay time.Duration) (*environment, error) {
+	primary, err := newPrimary(primaryDelay)
+	if err != nil {
+		return nil, err
+	}
+	env := &environment{primary: primary, shadows: map[string]*backend{}}
+	for _, kind := range []string{shadowFast, shadowSlow, shadowHanging, shadowRefusing, shadowResetting} {
+		s, err := newShadow(kind)
+		if err != nil {
+			env.close()
+			return nil, err
+		}
+		env.shadows[kind] = s
+	}
+	return env, nil
+}
+
+func (e *environment) close() {
+	e.primary.close()
+	for _, s := range e.shadows {
+		s.close()
+	}
+}
+
+// machine describes where the run happened.
+func machine() string {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+				break
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%d CPUs (%s), Linux %s, %s", runtime.NumCPU(), cpu, strings.TrimSpace(string(kernel)), runtime.Version())
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"fmt"
+	"log"
+	"slices"
+	"time"
+)
+
+// variant is one server configuration under test.
+type variant struct {
+	name   string // its row in the tables
+	server string // "caddy" or "nginx"
+	mirror *mirrorConfig
+}
+
+func (v variant) shadowKind() string {
+	if v.mirror == nil {
+		return shadowFast
+	}
+	return v.mirror.shadow
+}
+
+// copiesAll reports whether the variant selects every request for copying,
+// so that every request must show up in the mirror's outcomes.
+func (v variant) copiesAll() bool {
+	return v.server == "caddy" && v.mirror != nil && v.mirror.percent == nil && !v.mirror.matchHeader
+}
+
+// phase is the load one measurement applies.
+type phase struct {
+	open     bool    // open loop at rate; otherwise closed loop
+	rate     float64 // requests per second, open loop only
+	conns    int
+	method   string
+	body     []byte
+	duration time.Duration
+}
+
+// measurement is one run of one variant under one phase.
+type measurement struct {
+	load
+	cpu      time.Duration // the proxy's user+system time during the phase
+	peakRSS  int64         // the proxy's VmHWM at the end
+	samples  []sample
+	outcomes map[string]float64 // mirror outcomes from Caddy's /metrics
+	inFlight float64
+	reached  int64 // requests that reached the primary during the run
+}
+
+// cpuPer1k is the proxy's CPU time per 1,000 completed requests.
+func (m measurement) cpuPer1k() time.Duration {
+	if m.completed == 0 {
+		return 0
+	}
+	return m.cpu * 1000 / time.Duration(m.completed)
+}
+
+// quantileMs is a latency quantile (0-100) in milliseconds.
+func (m measurement) quantileMs(q float64) float64 {
+	return float64(m.latency.ValueAtQuantile(q)) / 1000
+}
+
+// peak returns the largest value of f over the samples.
+func (m measurement) peak(f func(sample) float64) float64 {
+	var p float64
+	for _, s := range m.samples {
+		p = max(p, f(s))
+	}
+	return p
+}
+
+// timeWaitAdded is how many sockets to the shadow entered TIME_WAIT during
+// the phase (the kernel keeps them a minute, so earlier runs' are left out).
+func (m measurement) timeWaitAdded() float64 {
+	if len(m.samples) == 0 {
+		return 0
+	}
+	first := float64(m.samples[0].timeWait)
+	return max(0, m.peak(func(s sample) float64 { return float64(s.timeWait) })-first)
+}
+
+// measure starts the variant's server, warms it up, applies the phase while
+// observing the server, and stops it.
+func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery time.Duration) (measurement, error) {
+	shadow := env.shadows[v.shadowKind()]
+	before := env.primary.received.Load()
+	var p *proxyProcess
+	var err error
+	switch v.server {
+	case "caddy":
+		p, err = startCaddy(cfg.caddy, cfg.proxyCPUs, env.primary.addr, shadow.addr, v.mirror)
+	case "nginx":
+		p, err = startNginx(cfg.proxyCPUs, env.primary.addr, shadow.addr, v.mirror)
+	default:
+		err = fmt.Errorf("unknown server %q", v.server)
+	}
+	if err != nil {
+		return measurement{}, err
+	}
+	defer p.stop()
+	q := newRequester(p.url, ph.conns, ph.method, ph.body, primaryBody)
+	defer q.close()
+	closedLoop(q, ph.conns, cfg.warmup)
+
+	cpu0 := p.cpuTime()
+	obs := observe(p, shadow.addr, sampleEvery)
+	var m measurement
+	if ph.open {
+		m.load = openLoop(q, ph.rate, ph.conns, ph.duration, 2*time.Second)
+	} else {
+		m.load = closedLoop(q, ph.conns, ph.duration)
+	}
+	m.samples = obs.finish()
+	m.cpu = p.cpuTime() - cpu0
+	_, m.peakRSS = p.memory()
+	// Read before scraping: every request that reached the primary by now
+	// passed the mirror, and was counted, before the scrape.
+	m.reached = env.primary.received.Load() - before
+	if p.adminURL != "" {
+		metrics, err := scrape(p.adminURL)
+		if err != nil {
+			return m, fmt.Errorf("scraping %s/metrics: %v", p.adminURL, err)
+		}
+		m.outcomes = metrics.outcomes()
+		m.inFlight = metrics.value("caddy_http_mirror_in_flight", nil)
+	}
+	return m, nil
+}
+
+// results holds every measurement of a scenario, by variant name.
+type results map[string][]measurement
+
+// interleave measures every variant reps times, in the order A B C A B C
+// ..., so that drift in the machine spreads over all of them.
+func interleave(cfg *config, env *environment, variants []variant, phaseOf func(variant) phase, sampleEvery time.Duration) (results, error) {
+	res := results{}
+	for rep := range cfg.reps {
+		for _, v := range variants {
+			m, err := measure(cfg, env, v, phaseOf(v), sampleEvery)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", v.name, err)
+			}
+			log.Printf("  %-28s rep %d: %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d",
+				v.name, rep+1, m.rps(), m.quantileMs(50), m.quantileMs(99), m.errors)
+			res[v.name] = append(res[v.name], m)
+		}
+	}
+	return res, nil
+}
+
+// median returns the median over the measurements of f.
+func median(ms []measurement, f func(measurement) float64) float64 {
+	if len(ms) == 0 {
+		return 0
+	}
+	vals := make([]float64, len(ms))
+	for i, m := range ms {
+		vals[i] = f(m)
+	}
+	slices.Sort(vals)
+	if len(vals)%2 == 1 {
+		return vals[len(vals)/2]
+	}
+	return (vals[len(vals)/2-1] + vals[len(vals)/2]) / 2
+}
+
+// Accessors for median.
+func rps(m measurement) float64        { return m.rps() }
+func p50(m measurement) float64        { return m.quantileMs(50) }
+func p99(m measurement) float64        { return m.quantileMs(99) }
+func cpuPer1kMs(m measurement) float64 { return float64(m.cpuPer1k()) / float64(time.Millisecond) }
+func errs(m measurement) float64       { return float64(m.errors) }
+
+// problems lists what makes a Caddy measurement wrong rather than slow:
+// errors seen by the client, copies the metrics do not account for, or no
+// requests at all. These fail the run, in -quick mode too.
+func (r results) problems(variants []variant) []string {
+	var out []string
+	for _, v := range variants {
+		if v.server != "caddy" {
+			continue
+		}
+		for i, m := range r[v.name] {
+			where := fmt.Sprintf("%s (rep %d)", v.name, i+1)
+			if m.completed == 0 {
+				out = append(out, where+": no request completed")
+			}
+			if m.errors > 0 {
+				out = append(out, fmt.Sprintf("%s: %d primary errors", where, m.errors))
+			}
+			if v.copiesAll() {
+				var counted float64
+				for _, n := range m.outcomes {
+					counted += n
+				}
+				if counted+m.inFlight < float64(m.reached) {
+					out = append(out, fmt.Sprintf("%s: /metrics accounts for %.0f copies (outcomes plus in flight), but %d requests passed through", where, counted+m.inFlight, m.reached))
+				}
+			}
+		}
+	}
+	return out
+}
