@@ -104,7 +104,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// Copies outlive the client's request but not the config: Cleanup
 	// cancels this context after a grace period. It is detached from ctx
 	// because Caddy cancels ctx before it calls Cleanup.
-	h.copyCtx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	copyCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Caddy's transports may read a replacer from the context (for a TLS
+	// server_name with placeholders); copies share one that knows nothing
+	// of any request, so that none reaches the original's.
+	h.copyCtx, h.cancel = context.WithValue(copyCtx, caddy.ReplacerCtxKey, caddy.NewReplacer()), cancel
 	h.inFlight = new(atomic.Int64)
 	h.mu = new(sync.RWMutex)
 	h.wg = new(sync.WaitGroup)
@@ -285,7 +289,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 
 	ctx, cancel := context.WithTimeout(h.copyCtx, t.timeout)
 	defer cancel()
-	req := c.req.WithContext(copyContext(ctx))
+	req := c.req.WithContext(ctx)
 	req.Body, req.ContentLength = body.reader()
 
 	start := now()
@@ -329,14 +333,6 @@ type pendingCopy struct {
 
 // now is the clock, replaceable in tests.
 var now = time.Now
-
-// copyContext gives a copy the context values that Caddy's transports
-// expect, fresh for each copy so that nothing is shared with the original
-// request or with other copies.
-func copyContext(ctx context.Context) context.Context {
-	ctx = context.WithValue(ctx, caddy.ReplacerCtxKey, caddy.NewReplacer())
-	return context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
-}
 
 // bufPool holds the buffers that request bodies are copied into.
 var bufPool = sync.Pool{

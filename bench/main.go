@@ -50,7 +50,14 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "", "folder for RESULTS.md and the charts (default: bench/, or a temporary folder with -quick)")
 	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7", "scenarios to run, by number")
 	noNginx := flag.Bool("no-nginx", false, "skip nginx even when it is installed")
+	backendsOnly := flag.Bool("backends", false, "internal: serve the backends for a parent bench process")
 	flag.Parse()
+	if *backendsOnly {
+		if err := serveBackends(cfg.primaryDelay); err != nil {
+			log.Fatalf("backends: %v", err)
+		}
+		return
+	}
 	cfg.scenarios = strings.Split(scenarios, ",")
 	cfg.warmup = 500 * time.Millisecond
 	if cfg.quick {
@@ -94,7 +101,7 @@ func run(cfg *config, noNginx bool) error {
 		return fmt.Errorf("building ./cmd/caddy: %v", err)
 	}
 
-	env, err := startEnvironment(cfg.primaryDelay)
+	env, err := startBackends(cfg.primaryDelay)
 	if err != nil {
 		return err
 	}
@@ -121,37 +128,6 @@ func run(cfg *config, noNginx bool) error {
 	}
 	log.Printf("every scenario completed with no primary errors and every copy accounted for")
 	return nil
-}
-
-// environment holds the backends every scenario uses.
-type environment struct {
-	primary  *backend
-	shadows  map[string]*backend
-	capacity float64 // the baseline's req/s on one connection, once measured
-}
-
-func startEnvironment(primaryDelay time.Duration) (*environment, error) {
-	primary, err := newPrimary(primaryDelay)
-	if err != nil {
-		return nil, err
-	}
-	env := &environment{primary: primary, shadows: map[string]*backend{}}
-	for _, kind := range []string{shadowFast, shadowSlow, shadowHanging, shadowRefusing, shadowResetting} {
-		s, err := newShadow(kind)
-		if err != nil {
-			env.close()
-			return nil, err
-		}
-		env.shadows[kind] = s
-	}
-	return env, nil
-}
-
-func (e *environment) close() {
-	e.primary.close()
-	for _, s := range e.shadows {
-		s.close()
-	}
 }
 
 // machine describes where the run happened.

@@ -84,14 +84,16 @@ func (m measurement) timeWaitAdded() float64 {
 // observing the server, and stops it.
 func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery time.Duration) (measurement, error) {
 	shadow := env.shadows[v.shadowKind()]
-	before := env.primary.received.Load()
+	before, err := env.primaryReceived()
+	if err != nil {
+		return measurement{}, err
+	}
 	var p *proxyProcess
-	var err error
 	switch v.server {
 	case "caddy":
-		p, err = startCaddy(cfg.caddy, cfg.proxyCPUs, env.primary.addr, shadow.addr, v.mirror)
+		p, err = startCaddy(cfg.caddy, cfg.proxyCPUs, env.primary, shadow, v.mirror)
 	case "nginx":
-		p, err = startNginx(cfg.proxyCPUs, env.primary.addr, shadow.addr, v.mirror)
+		p, err = startNginx(cfg.proxyCPUs, env.primary, shadow, v.mirror)
 	default:
 		err = fmt.Errorf("unknown server %q", v.server)
 	}
@@ -104,7 +106,7 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 	closedLoop(q, ph.conns, cfg.warmup)
 
 	cpu0 := p.cpuTime()
-	obs := observe(p, shadow.addr, sampleEvery)
+	obs := observe(p, shadow, sampleEvery)
 	var m measurement
 	if ph.open {
 		m.load = openLoop(q, ph.rate, ph.conns, ph.duration, 2*time.Second)
@@ -116,7 +118,11 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 	_, m.peakRSS = p.memory()
 	// Read before scraping: every request that reached the primary by now
 	// passed the mirror, and was counted, before the scrape.
-	m.reached = env.primary.received.Load() - before
+	after, err := env.primaryReceived()
+	if err != nil {
+		return m, err
+	}
+	m.reached = after - before
 	if p.adminURL != "" {
 		metrics, err := scrape(p.adminURL)
 		if err != nil {

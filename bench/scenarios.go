@@ -82,6 +82,10 @@ func unsaturatedIsolation(cfg *config, env *environment) ([]section, error) {
 		variants = append(variants, variant{name: "caddy mirror, " + kind + " shadow", server: "caddy", mirror: mirrorTo(kind)})
 	}
 	variants = renameNginxBaseline(withNginx(cfg, variants))
+	// How much of a hung shadow's cost is the copies it holds: the same
+	// shadow with a sixteenth of the default in-flight limit.
+	variants = append(variants, variant{name: "caddy mirror, hanging shadow, max_in_flight 64", server: "caddy",
+		mirror: &mirrorConfig{shadow: shadowHanging, maxInFlight: 64}})
 	res, err := interleave(cfg, env, variants, func(variant) phase {
 		return phase{open: true, rate: rate, conns: 1, method: http.MethodGet, duration: cfg.phase}
 	}, time.Second)

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+)
+
+// environment is the backends every scenario uses. They run in a child
+// process, so that a shadow holding a thousand hung connections cannot
+// slow the load generator through this process's scheduler or GC.
+type environment struct {
+	primary  string            // host:port
+	shadows  map[string]string // host:port by shadow kind
+	control  string            // the child's control endpoint
+	child    *exec.Cmd
+	stdin    io.Closer
+	capacity float64 // the baseline's req/s on one connection, once measured
+}
+
+// backendAddrs is what the child reports when it is ready.
+type backendAddrs struct {
+	Primary string            `json:"primary"`
+	Shadows map[string]string `json:"shadows"`
+	Control string            `json:"control"`
+}
+
+// startBackends starts this program again with -backends and reads the
+// addresses it serves on.
+func startBackends(primaryDelay time.Duration) (*environment, error) {
+	child := exec.Command(os.Args[0], "-backends", "-primary-delay", primaryDelay.String())
+	child.Stderr = os.Stderr
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := child.Start(); err != nil {
+		return nil, err
+	}
+	var addrs backendAddrs
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &addrs)
+	}
+	if err != nil {
+		_ = child.Process.Kill()
+		return nil, fmt.Errorf("starting the backends: %v", err)
+	}
+	return &environment{primary: addrs.Primary, shadows: addrs.Shadows, control: addrs.Control, child: child, stdin: stdin}, nil
+}
+
+// primaryReceived returns how many requests the primary has received.
+func (e *environment) primaryReceived() (int64, error) {
+	resp, err := http.Get("http://" + e.control + "/received")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(string(body), 10, 64)
+}
+
+// close stops the child: it exits when its standard input closes.
+func (e *environment) close() {
+	e.stdin.Close()
+	_ = e.child.Wait()
+}
+
+// serveBackends is the child's side: it starts the primary, every kind of
+// shadow and a control endpoint, reports their addresses on standard
+// output, and serves until standard input closes.
+func serveBackends(primaryDelay time.Duration) error {
+	primary, err := newPrimary(primaryDelay)
+	if err != nil {
+		return err
+	}
+	addrs := backendAddrs{Primary: primary.addr, Shadows: map[string]string{}}
+	for _, kind := range []string{shadowFast, shadowSlow, shadowHanging, shadowRefusing, shadowResetting} {
+		s, err := newShadow(kind)
+		if err != nil {
+			return err
+		}
+		addrs.Shadows[kind] = s.addr
+	}
+	control, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, primary.received.Load())
+	}))
+	if err != nil {
+		return err
+	}
+	addrs.Control = control.addr
+	if err := json.NewEncoder(os.Stdout).Encode(addrs); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
