@@ -155,7 +155,11 @@ func (r *report) write() error {
 	if cfg.proxyCPUs != "" {
 		pinning = "the proxy pinned to CPUs " + cfg.proxyCPUs + " with taskset; the backends and the load generator unpinned"
 	}
-	fmt.Fprintf(&b, "## Configuration\n\n- Machine: %s.\n- Pinning: %s. Caddy runs with Go's default GOMAXPROCS (%d here); nginx with one worker.\n", machine(), pinning, runtime.NumCPU())
+	procs := fmt.Sprintf("Go's default GOMAXPROCS (%d here)", runtime.NumCPU())
+	if cfg.proxyCPUs != "" {
+		procs = "Go's default GOMAXPROCS, which follows the pinned CPUs"
+	}
+	fmt.Fprintf(&b, "## Configuration\n\n- Machine: %s.\n- Pinning: %s. Caddy runs with %s; nginx with one worker.\n", machine(), pinning, procs)
 	fmt.Fprintf(&b, "- Repetitions: %d of every measurement, interleaved (A B C A B C …); each cell is the median. Each run starts a fresh server, warms it up for %s, then measures for %s.\n", cfg.reps, cfg.warmup, cfg.phase)
 	fmt.Fprintf(&b, "- Backends, in a child process on loopback (so that a shadow holding a thousand hung connections cannot slow the load generator): a primary that reads the body and answers after %s, and shadows that are fast, slow (200 ms), hanging, refusing or resetting.\n", cfg.primaryDelay)
 	b.WriteString("- Load: open loop (a fixed rate, latency from when each request was due, as wrk2 does) for latency; closed loop (back to back) for peak throughput. Percentiles from HdrHistogram.\n")
