@@ -1,0 +1,96 @@
+package mirror
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// TestE2E_TwoHopLoop runs a front that mirrors to a shadow whose own Caddy
+// mirrors back to the front: the marker stops the loop at the second hop.
+func TestE2E_TwoHopLoop(t *testing.T) {
+	rec := recordOutcomes(t)
+	primary := newBackend(t, http.StatusOK, "v1")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(caddyfileGlobals+fmt.Sprintf(`
+:9080 {
+	mirror http://localhost:9081
+	reverse_proxy %s
+}
+:9081 {
+	mirror http://localhost:9080
+	respond "shadow"
+}
+`, primary.addr()), "caddyfile")
+
+	req, _ := http.NewRequest(http.MethodGet, frontURL+"/loop", nil)
+	if status, body := do(t, tester, req); status != 200 || body != "v1" {
+		t.Fatalf("client got %d %q, want 200 v1", status, body)
+	}
+	got := map[string]outcome{}
+	for _, o := range rec.wait(t, 2) {
+		got[o.target] = o.outcome
+	}
+	if got["http://localhost:9081"] != mirrored || got["http://localhost:9080"] != skippedLoop {
+		t.Errorf("outcomes = %v, want the front's copy mirrored and the shadow's copy back skipped_loop", got)
+	}
+	unloadMirrors(tester)
+	receive(t, primary.seen, "the primary's request")
+	primary.assertNothingSeen(t, "the primary (a looped copy reached it)")
+}
+
+// TestE2E_RejectedConfigKeepsServing loads a bad config over a good one:
+// the error names the field, and the good config keeps mirroring.
+func TestE2E_RejectedConfigKeepsServing(t *testing.T) {
+	rec := recordOutcomes(t)
+	primary := newBackend(t, http.StatusOK, "v1")
+	shadow := newBackend(t, http.StatusOK, "shadow")
+	good := fmt.Sprintf(`:9080 {
+	mirror http://%s {
+		percent 100
+	}
+	reverse_proxy %s
+}
+`, shadow.addr(), primary.addr())
+	tester := caddytest.NewTester(t)
+	tester.InitServer(caddyfileGlobals+good, "caddyfile")
+
+	for _, tc := range []struct{ bad, wantErr string }{
+		{`{"percent": 150}`, "percent must be between 0 and 100, got 150"},
+		{`{"max_rate": -1}`, "max_rate must not be negative"},
+		{`{"upstream": "ftp://nope"}`, "scheme must be http or https"},
+		{`{"transport": {"protocol": "pigeon"}}`, "loading transport"},
+	} {
+		path := adminURL + "/config/apps/http/servers/srv0/routes/0/handle/0/targets/0"
+		cur, err := http.Get(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, _ := io.ReadAll(cur.Body)
+		cur.Body.Close()
+		patched := strings.TrimSuffix(strings.TrimSpace(string(target)), "}") + "," + strings.TrimPrefix(tc.bad, "{")
+		req, _ := http.NewRequest(http.MethodPatch, path, strings.NewReader(patched))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK || !strings.Contains(string(msg), tc.wantErr) {
+			t.Errorf("PATCH %s: status %d, body %s; want a rejection containing %q", tc.bad, resp.StatusCode, msg, tc.wantErr)
+		}
+
+		get, _ := http.NewRequest(http.MethodGet, frontURL+"/still", nil)
+		if status, body := do(t, tester, get); status != 200 || body != "v1" {
+			t.Fatalf("after a rejected load, client got %d %q, want 200 v1", status, body)
+		}
+		if o := rec.wait(t, 1)[0]; o.outcome != mirrored {
+			t.Errorf("after a rejected load, outcome = %v, want mirrored by the previous config", o.outcome)
+		}
+	}
+}

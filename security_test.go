@@ -1,0 +1,122 @@
+package mirror
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// captureLogs points h's loggers at a buffer, at debug level, and returns it.
+func captureLogs(h *Handler) *bytes.Buffer {
+	buf := new(bytes.Buffer)
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(buf), zapcore.DebugLevel)
+	h.logger = zap.New(core)
+	h.failLogger = h.logger
+	return buf
+}
+
+func TestCredentialsAreNeverLogged(t *testing.T) {
+	secrets := map[string]string{
+		"Authorization":       "Bearer secret-token-1",
+		"Cookie":              "session=secret-cookie-2",
+		"Proxy-Authorization": "Basic secret-proxy-3",
+	}
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "sid", Value: "secret-set-cookie-4"})
+	}))
+	defer ok.Close()
+	refused, _ := net.Listen("tcp", "127.0.0.1:0")
+	refusedURL := "http://" + refused.Addr().String()
+	refused.Close()
+
+	rec := recordOutcomes(t)
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q},{"upstream":%q}]}`, ok.URL, refusedURL))
+	logs := captureLogs(h)
+	front := serveThrough(t, h, checksumPrimary)
+
+	req, _ := http.NewRequest(http.MethodPost, front.URL+"/login", strings.NewReader("user=a"))
+	for k, v := range secrets {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := counts(rec.wait(t, 2))
+	if got["mirrored"] != 1 || got["failed"] != 1 {
+		t.Fatalf("outcomes = %v, want one mirrored (logged at debug) and one failed (logged at warn)", got)
+	}
+	_ = h.Cleanup()
+
+	out := logs.String()
+	if !strings.Contains(out, "mirrored request") || !strings.Contains(out, "mirror request failed") {
+		t.Fatalf("expected both log lines, got:\n%s", out)
+	}
+	for _, secret := range append([]string{"secret-set-cookie-4"}, secrets["Authorization"], secrets["Cookie"], secrets["Proxy-Authorization"]) {
+		if strings.Contains(out, secret) {
+			t.Errorf("a credential was logged: %q in\n%s", secret, out)
+		}
+	}
+}
+
+func TestRequestCannotRedirectACopy(t *testing.T) {
+	rec := recordOutcomes(t)
+	shadow := newBackend(t, http.StatusOK, "shadow")
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q}]}`, shadow.URL+"/mirror"))
+	front := serveThrough(t, h, checksumPrimary)
+
+	// An absolute-form request URI naming another host, and a Host header
+	// naming a third: neither may choose where the copy goes.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "GET http://evil.example:6666/steal?x=1 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	if o := rec.wait(t, 1)[0]; o.outcome != mirrored {
+		t.Fatalf("outcome = %v, want mirrored to the configured shadow", o.outcome)
+	}
+	got := receive(t, shadow.seen, "the copy at the configured shadow")
+	if got.requestURI != "/mirror/steal?x=1" {
+		t.Errorf("copy URI = %q, want the configured prefix and the request's path", got.requestURI)
+	}
+}
+
+func TestTLSVerificationIsOnByDefault(t *testing.T) {
+	shadow := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer shadow.Close()
+	for _, tc := range []struct {
+		name      string
+		transport string
+		want      outcome
+	}{
+		{"default transport", "", failed},
+		{"tls_insecure_skip_verify", `,"transport":{"protocol":"http","tls":{"insecure_skip_verify":true}}`, mirrored},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := recordOutcomes(t)
+			h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q%s}]}`, shadow.URL, tc.transport))
+			front := serveThrough(t, h, checksumPrimary)
+			post(t, front.URL)
+			if o := rec.wait(t, 1)[0]; o.outcome != tc.want {
+				t.Errorf("outcome with an untrusted certificate = %v, want %v", o.outcome, tc.want)
+			}
+		})
+	}
+}
