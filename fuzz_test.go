@@ -106,6 +106,7 @@ func FuzzTeeBody(f *testing.F) {
 	h := provisionHandler(f, `{"targets":[{"upstream":"http://fuzz.invalid"}],"max_body_size":256}`)
 	copies := make(captureTransport, 1)
 	h.Targets[0].Transport = copies
+	rec := recordOutcomes(f)
 
 	f.Fuzz(func(t *testing.T, data, sourceSizes, readSizes []byte) {
 		r, _ := http.NewRequest(http.MethodPost, "http://front/", nil)
@@ -138,15 +139,17 @@ func FuzzTeeBody(f *testing.F) {
 		if !bytes.Equal(primary.Bytes(), data) {
 			t.Fatalf("primary read %d bytes that differ from the %d sent", primary.Len(), len(data))
 		}
+		want := mirrored
 		if len(data) > limit {
-			if h.inFlight.Load() != 0 {
-				t.Fatalf("a body over the limit kept its in-flight slot")
-			}
-			return
-		}
-		got := <-copies
-		if !bytes.Equal(got, data) {
+			want = skippedBodyTooLarge
+		} else if got := <-copies; !bytes.Equal(got, data) {
 			t.Fatalf("copy has %d bytes that differ from the %d sent", len(got), len(data))
+		}
+		if o := rec.wait(t, 1)[0]; o.outcome != want {
+			t.Fatalf("outcome for %d bytes = %v, want %v", len(data), o.outcome, want)
+		}
+		if n := h.inFlight.Load(); n != 0 {
+			t.Fatalf("in-flight slots after the copy ended = %d, want 0", n)
 		}
 	})
 }

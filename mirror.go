@@ -272,11 +272,11 @@ func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
 // client's request, and never touches the original request.
 func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	t := c.target
+	result := failed
 	defer h.wg.Done()
-	defer h.release(t)
 	defer func() {
 		if err := recover(); err != nil {
-			t.count(failed)
+			result = failed
 			if ce := h.logger.Check(zapcore.ErrorLevel, "mirror request panicked"); ce != nil {
 				ce.Write(
 					zap.String("target", t.label),
@@ -285,6 +285,10 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 				)
 			}
 		}
+		// the slot is free before the outcome is counted, so that a
+		// counted copy is never still in flight
+		h.release(t)
+		t.count(result)
 	}()
 
 	ctx, cancel := context.WithTimeout(h.copyCtx, t.timeout)
@@ -295,7 +299,6 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	start := now()
 	resp, err := t.Transport.RoundTrip(req)
 	if err != nil {
-		t.count(failed)
 		if ce := h.failLogger.Check(zapcore.WarnLevel, "mirror request failed"); ce != nil {
 			ce.Write(
 				zap.String("target", t.label),
@@ -310,7 +313,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	drained, drainErr := drain(resp)
 	duration := now().Sub(start)
 	t.observe(resp.StatusCode, duration)
-	t.count(mirrored)
+	result = mirrored
 	if ce := h.logger.Check(zapcore.DebugLevel, "mirrored request"); ce != nil {
 		ce.Write(
 			zap.String("target", t.label),

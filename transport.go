@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"go.uber.org/zap"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
@@ -27,7 +29,11 @@ func (t *Target) loadTransport(ctx caddy.Context, maxInFlight int) error {
 		return fmt.Errorf("transport: module %T is not an http.RoundTripper", mod)
 	}
 	if tt, ok := rt.(reverseproxy.TLSTransport); ok && tt.TLSEnabled() && t.url.Scheme == "http" {
-		return fmt.Errorf("upstream %q: scheme is http but the transport has TLS enabled; use https://", t.Upstream)
+		// The transport's TLS settings say how to reach the shadow, as
+		// they do for a reverse_proxy dial address.
+		t.url.Scheme = "https"
+		ctx.Logger().Warn("upstream scheme is http but its transport enables TLS; copies are sent over TLS",
+			zap.String("upstream", t.Upstream))
 	}
 	t.Transport = rt
 	return nil

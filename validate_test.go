@@ -53,7 +53,6 @@ func TestValidate_Error(t *testing.T) {
 		{"unknown matcher", `{"targets":[{"upstream":"http://a","match":[{"colour":"blue"}]}]}`, "loading matchers"},
 		{"unknown transport", `{"targets":[{"upstream":"http://a","transport":{"protocol":"pigeon"}}]}`, "loading transport"},
 		{"transport without protocol", `{"targets":[{"upstream":"http://a","transport":{}}]}`, "loading transport"},
-		{"tls transport for http upstream", `{"targets":[{"upstream":"http://a","transport":{"protocol":"http","tls":{}}}]}`, "scheme is http but the transport has TLS enabled"},
 		{"bad header regexp", `{"targets":[{"upstream":"http://a","headers":{"replace":{"X":[{"search_regexp":"(","replace":""}]}}}]}`, "provisioning headers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +91,16 @@ func TestProvisionDefaults(t *testing.T) {
 	}
 	if !tg.sampler.all {
 		t.Error("a target without percent should copy every candidate")
+	}
+}
+
+func TestTLSTransportUpgradesHTTPUpstream(t *testing.T) {
+	h, err := loadHandler(t, `{"targets":[{"upstream":"http://reviews-v2:9080","transport":{"protocol":"http","tls":{}}}]}`)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if got := h.Targets[0].url.Scheme; got != "https" {
+		t.Errorf("scheme with a TLS transport = %s, want https", got)
 	}
 }
 
