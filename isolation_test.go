@@ -138,7 +138,7 @@ func TestIsolation(t *testing.T) {
 			},
 		},
 		{
-			name: "hanging", timeout: "500ms", want: failed,
+			name: "hanging", timeout: "2s", want: failed,
 			shadow: func(t *testing.T, _ <-chan struct{}) (string, <-chan struct{}) {
 				got := make(chan struct{}, 2)
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
