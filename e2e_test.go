@@ -51,10 +51,9 @@ func newBackend(t testing.TB, status int, body string) *backend {
 	t.Helper()
 	b := &backend{seen: make(chan seenRequest, 1024)}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		data, err := io.ReadAll(r.Body)
-		if err != nil {
-			t.Errorf("backend reading body: %v", err)
-		}
+		// a body cut short (the client or the proxy gave up) is reported as
+		// far as it came; tests compare bodies
+		data, _ := io.ReadAll(r.Body)
 		b.seen <- seenRequest{r.Method, r.RequestURI, r.Host, r.Proto, r.Header.Clone(), string(data)}
 		w.Header().Set("X-Backend", body)
 		w.WriteHeader(status)
