@@ -59,9 +59,9 @@ func TestClientProtocols(t *testing.T) {
 			rec := recordOutcomes(t)
 			shadow := newBackend(t, http.StatusOK, "shadow")
 			h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q}]}`, shadow.URL))
-			var proto string
+			protos := make(chan string, 1)
 			url, client, stop := tc.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				proto = r.Proto
+				protos <- r.Proto
 				_ = h.ServeHTTP(w, withCaddyContext(w, r), checksumPrimary)
 			}))
 			defer stop()
@@ -75,6 +75,7 @@ func TestClientProtocols(t *testing.T) {
 			}
 			got, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			proto := receive(t, protos, "the request's protocol")
 			if string(got) != sha256hex([]byte(body)) {
 				t.Errorf("primary checksum over %s = %s, want the body's", proto, got)
 			}

@@ -18,7 +18,7 @@ import (
 // captureLogs points h's loggers at a buffer, at debug level, and returns it.
 func captureLogs(h *Handler) *bytes.Buffer {
 	buf := new(bytes.Buffer)
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(buf), zapcore.DebugLevel)
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(buf)), zapcore.DebugLevel)
 	h.logger = zap.New(core)
 	h.failLogger = h.logger
 	return buf
