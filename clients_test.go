@@ -1,10 +1,8 @@
 package mirror
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -100,18 +98,7 @@ func TestContentLengthZeroWithABody(t *testing.T) {
 	shadow := newBackend(t, http.StatusOK, "shadow")
 	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q}]}`, shadow.URL))
 	front := serveThrough(t, h, checksumPrimary)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_, _ = io.WriteString(conn, "POST /zero HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nnot a body")
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	got := rawRequest(t, front.URL, "POST /zero HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nnot a body")
 	if string(got) != sha256hex(nil) {
 		t.Errorf("primary checksum = %s, want the empty body's", got)
 	}
@@ -149,4 +136,3 @@ func TestE2E_RequestBodyLimit(t *testing.T) {
 	unloadMirrors(tester)
 	shadow.assertNothingSeen(t, "the shadow")
 }
-

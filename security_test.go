@@ -1,10 +1,8 @@
 package mirror
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -77,17 +75,7 @@ func TestRequestCannotRedirectACopy(t *testing.T) {
 
 	// An absolute-form request URI naming another host, and a Host header
 	// naming a third: neither may choose where the copy goes.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_, _ = io.WriteString(conn, "GET http://evil.example:6666/steal?x=1 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	rawRequest(t, front.URL, "GET http://evil.example:6666/steal?x=1 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
 
 	if o := rec.wait(t, 1)[0]; o.outcome != mirrored {
 		t.Fatalf("outcome = %v, want mirrored to the configured shadow", o.outcome)
