@@ -55,7 +55,7 @@ func TestMirrorFaults(t *testing.T) {
 		{name: "reset mid-response", want: mirrored, code: "200", serve: answer("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial", func(conn net.Conn) {
 			_ = conn.(*net.TCPConn).SetLinger(0)
 		})},
-		{name: "5xx", want: mirrored, code: "503", serve: answer("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n", nil)},
+		{name: "5xx", want: mirrored, code: "503", serve: answer("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", nil)},
 		{name: "closes before responding", want: failed, serve: answer("", nil)},
 		{name: "never reads the body", timeout: "1s", want: failed, serve: func(conn net.Conn) {
 			defer conn.Close()
