@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // TestClientProtocols sends a body through the mirror the ways clients do:
@@ -116,8 +114,7 @@ func TestE2E_RequestBodyLimit(t *testing.T) {
 	rec := recordOutcomes(t)
 	primary := newBackend(t, http.StatusOK, "v1")
 	shadow := newBackend(t, http.StatusOK, "shadow")
-	tester := caddytest.NewTester(t)
-	tester.InitServer(caddyfileGlobals+fmt.Sprintf(`
+	tester := loadSites(t, fmt.Sprintf(`
 :9080 {
 	request_body {
 		max_size 10
@@ -125,7 +122,7 @@ func TestE2E_RequestBodyLimit(t *testing.T) {
 	mirror http://%s
 	reverse_proxy %s
 }
-`, shadow.addr(), primary.addr()), "caddyfile")
+`, shadow.addr(), primary.addr()))
 	req, _ := http.NewRequest(http.MethodPost, frontURL+"/", struct{ io.Reader }{strings.NewReader(strings.Repeat("x", 100))})
 	if status, _ := do(t, tester, req); status != http.StatusRequestEntityTooLarge {
 		t.Errorf("client got %d, want 413", status)

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // TestE2E_TwoHopLoop runs a front that mirrors to a shadow whose own Caddy
@@ -15,8 +13,7 @@ import (
 func TestE2E_TwoHopLoop(t *testing.T) {
 	rec := recordOutcomes(t)
 	primary := newBackend(t, http.StatusOK, "v1")
-	tester := caddytest.NewTester(t)
-	tester.InitServer(caddyfileGlobals+fmt.Sprintf(`
+	tester := loadSites(t, fmt.Sprintf(`
 :9080 {
 	mirror http://localhost:9081
 	reverse_proxy %s
@@ -25,7 +22,7 @@ func TestE2E_TwoHopLoop(t *testing.T) {
 	mirror http://localhost:9080
 	respond "shadow"
 }
-`, primary.addr()), "caddyfile")
+`, primary.addr()))
 
 	req, _ := http.NewRequest(http.MethodGet, frontURL+"/loop", nil)
 	if status, body := do(t, tester, req); status != 200 || body != "v1" {
@@ -56,8 +53,7 @@ func TestE2E_RejectedConfigKeepsServing(t *testing.T) {
 	reverse_proxy %s
 }
 `, shadow.addr(), primary.addr())
-	tester := caddytest.NewTester(t)
-	tester.InitServer(caddyfileGlobals+good, "caddyfile")
+	tester := loadSites(t, good)
 
 	for _, tc := range []struct{ bad, wantErr string }{
 		{`{"percent": 150}`, "percent must be between 0 and 100, got 150"},

@@ -79,6 +79,15 @@ func (b *backend) assertNothingSeen(t testing.TB, name string) {
 	}
 }
 
+// loadSites starts (or reuses) the in-process Caddy and loads the test
+// globals followed by sites, a Caddyfile.
+func loadSites(t testing.TB, sites string) *caddytest.Tester {
+	t.Helper()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(caddyfileGlobals+sites, "caddyfile")
+	return tester
+}
+
 // unloadMirrors replaces the running config with one without mirrors. Caddy
 // cleans up the old handlers, which waits for their copies, so afterwards
 // every copy has been counted and every backend request made.
@@ -136,13 +145,12 @@ func TestE2E_VerbatimCopy(t *testing.T) {
 	rec := recordOutcomes(t)
 	primary := newBackend(t, http.StatusCreated, "from primary")
 	shadow := newBackend(t, http.StatusInternalServerError, "from shadow")
-	tester := caddytest.NewTester(t)
-	tester.InitServer(caddyfileGlobals+fmt.Sprintf(`
+	tester := loadSites(t, fmt.Sprintf(`
 :9080 {
 	mirror http://%s/shadow
 	reverse_proxy %s
 }
-`, shadow.addr(), primary.addr()), "caddyfile")
+`, shadow.addr(), primary.addr()))
 
 	body := "name=caddy&value=%E2%9C%93\x00binary\xff"
 	req, _ := http.NewRequest(http.MethodPut, frontURL+"/api/items/a%2Fb%20c?q=1&q=2&x=%41+b", strings.NewReader(body))
@@ -208,8 +216,7 @@ func TestE2E_HeaderMatchAndSeveralTargets(t *testing.T) {
 	testing_ := newBackend(t, http.StatusOK, "v2-testing")
 	all := newBackend(t, http.StatusOK, "audit")
 	posts := newBackend(t, http.StatusOK, "posts")
-	tester := caddytest.NewTester(t)
-	tester.InitServer(caddyfileGlobals+fmt.Sprintf(`
+	tester := loadSites(t, fmt.Sprintf(`
 :9080 {
 	mirror {
 		to http://%s {
@@ -228,7 +235,7 @@ func TestE2E_HeaderMatchAndSeveralTargets(t *testing.T) {
 	}
 	reverse_proxy %s
 }
-`, testing_.addr(), all.addr(), posts.addr(), primary.addr()), "caddyfile")
+`, testing_.addr(), all.addr(), posts.addr(), primary.addr()))
 
 	send := func(method, ua string) {
 		req, _ := http.NewRequest(method, frontURL+"/reviews", strings.NewReader("x"))
@@ -341,15 +348,14 @@ func TestE2E_SkipsAndLimits(t *testing.T) {
 	rec := recordOutcomes(t)
 	primary := newBackend(t, http.StatusOK, "v1")
 	shadow := newBackend(t, http.StatusOK, "shadow")
-	tester := caddytest.NewTester(t)
-	tester.InitServer(caddyfileGlobals+fmt.Sprintf(`
+	tester := loadSites(t, fmt.Sprintf(`
 :9080 {
 	mirror http://%s {
 		max_body_size 10
 	}
 	reverse_proxy %s
 }
-`, shadow.addr(), primary.addr()), "caddyfile")
+`, shadow.addr(), primary.addr()))
 	target := "http://" + shadow.addr()
 
 	for _, tc := range []struct {

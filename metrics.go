@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"errors"
-	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -113,9 +112,4 @@ func (m *mirrorMetrics) forTarget(label string) ([numOutcomes]prometheus.Counter
 	}
 	durations := m.duration.MustCurryWith(prometheus.Labels{"target": label})
 	return counters, m.inFlight.WithLabelValues(label), durations
-}
-
-// statusLabel returns the code label for an HTTP status.
-func statusLabel(status int) string {
-	return strconv.Itoa(status)
 }

@@ -254,15 +254,16 @@ func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
 func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for _, c := range copies {
-		if h.closed {
-			// the config is being unloaded; the copy is cancelled
-			c.target.count(failed)
-			h.release(c.target)
+	if h.closed {
+		// the config is being unloaded: the copies are cancelled
+		h.abandon(copies, failed)
+		for range copies {
 			body.release()
-			continue
 		}
-		h.wg.Add(1)
+		return
+	}
+	h.wg.Add(len(copies))
+	for _, c := range copies {
 		go h.send(c, body)
 	}
 }

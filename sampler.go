@@ -15,11 +15,10 @@ import (
 // percentage, random or sticky by key, and a rate cap.
 type sampler struct {
 	// threshold is percent as a fraction of 2^64: a request is in the
-	// sample when its 64-bit draw is below it. all is used for 100%,
-	// which the threshold cannot express.
+	// sample when its 64-bit draw is below it, so 0 selects nothing. all
+	// is used for 100%, which the threshold cannot express.
 	threshold uint64
 	all       bool
-	none      bool
 
 	key     string        // sample_by placeholder; "" for random
 	limiter *rate.Limiter // nil when there is no cap
@@ -30,9 +29,7 @@ func newSampler(percent *float64, key string, maxRate float64) *sampler {
 	switch {
 	case percent == nil || *percent/100 >= 1:
 		s.all = true
-	case *percent <= 0:
-		s.none = true
-	default:
+	case *percent > 0:
 		// scaling a fraction below 1 by a power of two stays below 2^64
 		s.threshold = uint64(*percent / 100 * math.Exp2(64))
 	}
@@ -45,7 +42,7 @@ func newSampler(percent *float64, key string, maxRate float64) *sampler {
 
 // off reports whether the sampler never selects anything.
 func (s *sampler) off() bool {
-	return s.none
+	return !s.all && s.threshold == 0
 }
 
 // sampled reports whether r falls within the sample. With a key, the
@@ -55,9 +52,6 @@ func (s *sampler) off() bool {
 func (s *sampler) sampled(r *http.Request) bool {
 	if s.all {
 		return true
-	}
-	if s.none {
-		return false
 	}
 	if s.key != "" {
 		repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -73,7 +67,7 @@ func (s *sampler) sampled(r *http.Request) bool {
 // inSample reports whether a uniformly distributed 64-bit draw falls
 // within the sample.
 func (s *sampler) inSample(draw uint64) bool {
-	return s.all || (!s.none && draw < s.threshold)
+	return s.all || draw < s.threshold
 }
 
 // allow takes a token from the rate cap, reporting false when there is

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -171,7 +172,7 @@ var onOutcome atomic.Pointer[func(*Target, outcome)]
 
 // observe records the duration of a completed exchange.
 func (t *Target) observe(status int, d time.Duration) {
-	t.durations.WithLabelValues(statusLabel(status)).Observe(d.Seconds())
+	t.durations.WithLabelValues(strconv.Itoa(status)).Observe(d.Seconds())
 }
 
 // newCopy prepares the request that will be sent to t: a verbatim copy of

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
 
 // loadHandler decodes, provisions and validates cfg as Caddy does when it
@@ -91,6 +92,12 @@ func TestProvisionDefaults(t *testing.T) {
 	}
 	if !tg.sampler.all {
 		t.Error("a target without percent should copy every candidate")
+	}
+	// the defaults reach the transport that sends the copies
+	rt := tg.Transport.(*reverseproxy.HTTPTransport).Transport
+	if rt.MaxIdleConnsPerHost != 1024 || !rt.DisableCompression || rt.TLSClientConfig == nil {
+		t.Errorf("loaded transport: %d idle conns per host, compression disabled %v, TLS config %v; want 1024, true, set",
+			rt.MaxIdleConnsPerHost, rt.DisableCompression, rt.TLSClientConfig != nil)
 	}
 }
 

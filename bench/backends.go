@@ -18,7 +18,6 @@ var primaryBody = []byte("hello from v1\n")
 type backend struct {
 	addr     string // host:port
 	received atomic.Int64
-	close    func()
 }
 
 // serve starts an HTTP server for h on a free loopback port.
@@ -32,8 +31,7 @@ func serve(h http.Handler) (*backend, error) {
 		b.received.Add(1)
 		h.ServeHTTP(w, r)
 	})}
-	go func() { _ = srv.Serve(ln) }()
-	b.close = func() { _ = srv.Close() }
+	go func() { _ = srv.Serve(ln) }() // until the process exits
 	return b, nil
 }
 
@@ -84,13 +82,13 @@ func newShadow(kind string) (*backend, error) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		return &backend{addr: addr, close: func() {}}, nil
+		return &backend{addr: addr}, nil
 	case shadowResetting:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		b := &backend{addr: ln.Addr().String(), close: func() { ln.Close() }}
+		b := &backend{addr: ln.Addr().String()}
 		go func() {
 			for {
 				conn, err := ln.Accept()
