@@ -33,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	mirror [<matcher>] [<upstream>] {
 //	    # a target; repeat for several; the options inside apply to it
 //	    to <upstream> {
+//	        name        <name>
 //	        percent     <0-100>
 //	        match       { <matchers...> }
 //	        sample_by   <placeholder>
@@ -40,6 +41,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        header_up   [+|-]<field> [<value|regexp> [<replacement>]]
 //	        timeout     <duration>
 //	        transport   <module> { ... }
+//	        # compare this target's responses with the primary's
+//	        compare {
+//	            noise_from    <name>
+//	            status        <true|false>
+//	            headers       <fields...>
+//	            body          auto|json|bytes|off
+//	            ignore        <json-pointers...>
+//	            max_body_size <size>
+//	            threshold     <percentage-points>
+//	            samples       <n>
+//	            samples_include_query
+//	        }
 //	    }
 //	    # with an inline <upstream>, that one target's options go directly in this block
 //	    max_body_size <size>
@@ -121,7 +134,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // isTargetOption reports whether name is an option of a single target.
 func isTargetOption(name string) bool {
 	switch name {
-	case "percent", "match", "sample_by", "max_rate", "header_up", "timeout", "transport":
+	case "name", "percent", "match", "sample_by", "max_rate", "header_up", "timeout", "transport", "compare":
 		return true
 	}
 	return false
@@ -131,6 +144,27 @@ func isTargetOption(name string) bool {
 // current token into t.
 func unmarshalTargetOption(d *caddyfile.Dispenser, t *Target) error {
 	switch name := d.Val(); name {
+	case "name":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		t.Name = d.Val()
+
+	case "compare":
+		if t.Compare != nil {
+			return d.Err("compare already specified")
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		t.Compare = new(Compare)
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if err := unmarshalCompareOption(d, t.Compare); err != nil {
+				return err
+			}
+		}
+		return nil
+
 	case "percent":
 		if !d.NextArg() {
 			return d.ArgErr()
@@ -220,6 +254,75 @@ func unmarshalTargetOption(d *caddyfile.Dispenser, t *Target) error {
 		return d.Errf("unrecognized subdirective '%s'", name)
 	}
 
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// unmarshalCompareOption parses the compare option at the dispenser's
+// current token into c.
+func unmarshalCompareOption(d *caddyfile.Dispenser, c *Compare) error {
+	name := d.Val()
+	switch name {
+	case "headers", "ignore":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		if name == "headers" {
+			c.Headers = append(c.Headers, args...)
+		} else {
+			c.Ignore = append(c.Ignore, args...)
+		}
+		return nil
+	case "samples_include_query":
+		c.SamplesIncludeQuery = true
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		return nil
+	case "noise_from", "status", "body", "max_body_size", "threshold", "samples":
+	default:
+		return d.Errf("unrecognized compare option '%s'", name)
+	}
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	val := d.Val()
+	switch name {
+	case "noise_from":
+		c.NoiseFrom = val
+	case "status":
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return d.Errf("invalid status '%s': must be true or false", val)
+		}
+		c.Status = &b
+	case "body":
+		c.Body = val
+		if err := c.validate(); err != nil {
+			return d.Errf("invalid body '%s': must be auto, json, bytes or off", val)
+		}
+	case "max_body_size":
+		size, err := humanize.ParseBytes(val)
+		if err != nil || size > 1<<62 {
+			return d.Errf("invalid max_body_size '%s': must be a size such as 1MiB", val)
+		}
+		c.MaxBodySize = int64(size)
+	case "threshold":
+		th, err := strconv.ParseFloat(val, 64)
+		if err != nil || th < 0 || th > 100 {
+			return d.Errf("invalid threshold '%s': must be a number of percentage points between 0 and 100", val)
+		}
+		c.Threshold = &th
+	case "samples":
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 0 {
+			return d.Errf("invalid samples '%s': must be a non-negative integer", val)
+		}
+		c.Samples = &n
+	}
 	if d.NextArg() {
 		return d.ArgErr()
 	}

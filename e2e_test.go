@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -114,6 +115,14 @@ func do(t testing.TB, tester *caddytest.Tester, req *http.Request) (int, string)
 // admin endpoint's /metrics.
 func metricValue(t testing.TB, target, outcome string) float64 {
 	t.Helper()
+	return scrape(t, "caddy_http_mirror_requests_total", map[string]string{"target": target, "outcome": outcome})
+}
+
+// scrape reads the value of the counter (or the sample count of the
+// histogram) with exactly the given labels from the admin endpoint's
+// /metrics.
+func scrape(t testing.TB, name string, want map[string]string) float64 {
+	t.Helper()
 	resp, err := http.Get(adminURL + "/metrics")
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
@@ -124,20 +133,23 @@ func metricValue(t testing.TB, target, outcome string) float64 {
 	if err != nil {
 		t.Fatalf("parsing /metrics: %v", err)
 	}
-	family, ok := families["caddy_http_mirror_requests_total"]
+	family, ok := families[name]
 	if !ok {
-		t.Fatalf("/metrics has no caddy_http_mirror_requests_total")
+		t.Fatalf("/metrics has no %s", name)
 	}
 	for _, m := range family.GetMetric() {
 		labels := map[string]string{}
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
-		if labels["target"] == target && labels["outcome"] == outcome {
+		if maps.Equal(labels, want) {
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount())
+			}
 			return m.GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("/metrics has no sample for target=%q outcome=%q", target, outcome)
+	t.Fatalf("/metrics has no sample of %s with %v", name, want)
 	return 0
 }
 

@@ -185,33 +185,46 @@ func TestIsolation(t *testing.T) {
 			},
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rec := recordOutcomes(t)
-			release := make(chan struct{})
-			upstream, received := tc.shadow(t, release)
-			h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,"timeout":%q}]}`, upstream, tc.timeout))
-			front := serveThrough(t, h, checksumPrimary)
+		// with compare on, the primary's response is also captured and
+		// compared with the shadow's: the client must see no difference
+		for _, compare := range []string{"", `,"compare":{"headers":["Content-Type"]}`} {
+			name := tc.name
+			if compare != "" {
+				name += " compared"
+			}
+			t.Run(name, func(t *testing.T) {
+				rec := recordOutcomes(t)
+				release := make(chan struct{})
+				upstream, received := tc.shadow(t, release)
+				h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,"timeout":%q%s}]}`, upstream, tc.timeout, compare))
+				front := serveThrough(t, h, checksumPrimary)
 
-			got := sendOnOneConnection(t, front.URL, func() {
-				if received != nil {
-					// the first copy is now with the shadow, unanswered
-					receive(t, received, "the first copy at the shadow")
+				got := sendOnOneConnection(t, front.URL, func() {
+					if received != nil {
+						// the first copy is now with the shadow, unanswered
+						receive(t, received, "the first copy at the shadow")
+					}
+				})
+				for i := range got {
+					if got[i].String() != want[i].String() {
+						t.Errorf("response %d = %v, want %v as with no mirror", i+1, got[i], want[i])
+					}
+				}
+				if !got[1].reused {
+					t.Error("the second request did not reuse the keep-alive connection")
+				}
+				close(release)
+				for _, o := range rec.wait(t, 2) {
+					if o.outcome != tc.want {
+						t.Errorf("outcome = %v, want %v", o.outcome, tc.want)
+					}
+				}
+				if compare != "" && tc.want == mirrored {
+					if got := h.Targets[0].report.snapshot("").Counts["mismatch"]; got != 2 {
+						t.Errorf("compared as mismatch %d times, want 2: the shadow's answer differs; %+v", got, h.Targets[0].report.snapshot(""))
+					}
 				}
 			})
-			for i := range got {
-				if got[i].String() != want[i].String() {
-					t.Errorf("response %d = %v, want %v as with no mirror", i+1, got[i], want[i])
-				}
-			}
-			if !got[1].reused {
-				t.Error("the second request did not reuse the keep-alive connection")
-			}
-			close(release)
-			for _, o := range rec.wait(t, 2) {
-				if o.outcome != tc.want {
-					t.Errorf("outcome = %v, want %v", o.outcome, tc.want)
-				}
-			}
-		})
+		}
 	}
 }

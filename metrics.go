@@ -43,6 +43,9 @@ type mirrorMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight *prometheus.GaugeVec
+
+	compares     *prometheus.CounterVec
+	latencyRatio *prometheus.HistogramVec
 }
 
 // newMirrorMetrics registers the collectors in reg, or reuses the ones that
@@ -70,6 +73,19 @@ func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
 			Name:      "in_flight",
 			Help:      "Copies in flight to each mirror target, including those whose body is still arriving.",
 		}, []string{"target"}),
+		compares: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "compare_total",
+			Help:      "Exchanges whose shadow response was compared with the primary's, by target and result.",
+		}, []string{"target", "result"}),
+		latencyRatio: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "latency_ratio",
+			Help:      "The shadow's duration over the primary's, for each compared exchange, by target.",
+			Buckets:   []float64{0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10},
+		}, []string{"target"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -82,6 +98,12 @@ func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
 		return nil, err
 	}
 	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+		return nil, err
+	}
+	if m.compares, err = register(reg, m.compares); err != nil {
+		return nil, err
+	}
+	if m.latencyRatio, err = register(reg, m.latencyRatio); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -112,4 +134,14 @@ func (m *mirrorMetrics) forTarget(label string) ([numOutcomes]prometheus.Counter
 	}
 	durations := m.duration.MustCurryWith(prometheus.Labels{"target": label})
 	return counters, m.inFlight.WithLabelValues(label), durations
+}
+
+// forComparison returns the comparison collectors for one target, with
+// the label values bound up front.
+func (m *mirrorMetrics) forComparison(label string) ([numCompareResults]prometheus.Counter, prometheus.Observer) {
+	var counters [numCompareResults]prometheus.Counter
+	for r := range numCompareResults {
+		counters[r] = m.compares.WithLabelValues(label, r.String())
+	}
+	return counters, m.latencyRatio.WithLabelValues(label)
 }

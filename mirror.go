@@ -57,14 +57,16 @@ type Handler struct {
 	// Default: 1024.
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 
-	copyCtx    context.Context // parent of every copy; cancelled by Cleanup
-	cancel     context.CancelFunc
-	inFlight   *atomic.Int64
-	mu         *sync.RWMutex // guards closed against wg.Add
-	closed     bool
-	wg         *sync.WaitGroup
-	logger     *zap.Logger
-	failLogger *zap.Logger // sampled, so that a dead mirror cannot flood the log
+	copyCtx         context.Context // parent of every copy; cancelled by Cleanup
+	cancel          context.CancelFunc
+	inFlight        *atomic.Int64
+	mu              *sync.RWMutex // guards closed against wg.Add
+	closed          bool
+	wg              *sync.WaitGroup
+	logger          *zap.Logger
+	sampledLogger   *zap.Logger // so that a dead or diverging mirror cannot flood the log
+	comparing       bool        // a target compares its responses
+	keepPrimaryBody int64       // how much of the primary's body comparisons need
 }
 
 const (
@@ -97,7 +99,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision implements caddy.Provisioner.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.failLogger = h.logger.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
+	h.sampledLogger = h.logger.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
 		// at most one line per message per second
 		return zapcore.NewSamplerWithOptions(core, time.Second, 1, 0)
 	}))
@@ -132,6 +134,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("targets[%d]: %v", i, err)
 		}
 	}
+	if err := linkTargets(h.Targets); err != nil {
+		return err
+	}
+	for _, t := range h.Targets {
+		h.comparing = h.comparing || t.Compare != nil
+		h.keepPrimaryBody = max(h.keepPrimaryBody, t.keepBody)
+	}
 	return nil
 }
 
@@ -158,6 +167,12 @@ func (h *Handler) Validate() error {
 // copies in flight finish within a short grace period, then cancels the
 // rest and waits for them, so that no copy outlives the config.
 func (h *Handler) Cleanup() error {
+	for _, t := range h.Targets {
+		if t != nil && t.report != nil {
+			_, _ = reports.Delete(t.label)
+			t.report = nil
+		}
+	}
 	if h.mu == nil {
 		return nil // never provisioned
 	}
@@ -197,6 +212,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if len(copies) == 0 {
 		return next.ServeHTTP(w, r)
 	}
+	if h.comparing {
+		var ex *exchange
+		if copies, ex = h.prepareComparison(r, copies); ex != nil {
+			// the primary's response is captured as it is written, and
+			// released to the comparisons once the route is done with it
+			w = &captureWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, resp: ex.primary}
+			defer ex.finishPrimary()
+		}
+	}
 
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		h.dispatch(copies, nil)
@@ -224,12 +248,20 @@ func (h *Handler) admit(t *Target, r *http.Request) (outcome, bool) {
 	if !t.sampler.allow() {
 		return droppedRate, false
 	}
-	if h.inFlight.Add(1) > int64(h.MaxInFlight) {
-		h.inFlight.Add(-1)
+	if !h.takeSlot(t) {
 		return droppedInFlight, false
 	}
-	t.inFlight.Inc()
 	return 0, true
+}
+
+// takeSlot takes an in-flight slot for a copy to t, if one is free.
+func (h *Handler) takeSlot(t *Target) bool {
+	if h.inFlight.Add(1) > int64(h.MaxInFlight) {
+		h.inFlight.Add(-1)
+		return false
+	}
+	t.inFlight.Inc()
+	return true
 }
 
 // release gives back the in-flight slot that admit took for a copy to t.
@@ -244,6 +276,10 @@ func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
 	for _, c := range copies {
 		c.target.count(reason)
 		h.release(c.target)
+		if c.ex != nil {
+			c.response.finish()
+			c.ex.release()
+		}
 	}
 }
 
@@ -294,13 +330,22 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 
 	ctx, cancel := context.WithTimeout(h.copyCtx, t.timeout)
 	defer cancel()
+	if c.ex != nil {
+		defer func() {
+			c.response.finish()
+			if t.Compare != nil && result == mirrored {
+				h.compareCopy(ctx, c)
+			}
+			c.ex.release()
+		}()
+	}
 	req := c.req.WithContext(ctx)
 	req.Body, req.ContentLength = body.reader()
 
 	start := now()
 	resp, err := t.Transport.RoundTrip(req)
 	if err != nil {
-		if ce := h.failLogger.Check(zapcore.WarnLevel, "mirror request failed"); ce != nil {
+		if ce := h.sampledLogger.Check(zapcore.WarnLevel, "mirror request failed"); ce != nil {
 			ce.Write(
 				zap.String("target", t.label),
 				zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}),
@@ -311,8 +356,14 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		}
 		return
 	}
+	if c.response != nil {
+		c.response.readFrom(resp)
+	}
 	drained, drainErr := drain(resp)
 	duration := now().Sub(start)
+	if c.response != nil {
+		c.response.duration = duration
+	}
 	t.observe(resp.StatusCode, duration)
 	result = mirrored
 	if ce := h.logger.Check(zapcore.DebugLevel, "mirrored request"); ce != nil {
@@ -333,6 +384,13 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 type pendingCopy struct {
 	target *Target
 	req    *http.Request
+
+	// For a copy whose response is compared or is a noise source: the
+	// exchange it belongs to, where its response goes, and for a compared
+	// copy, its noise copy's response (nil if it has none).
+	ex       *exchange
+	response *capturedResponse
+	noise    *capturedResponse
 }
 
 // now is the clock, replaceable in tests.

@@ -18,7 +18,7 @@ func captureLogs(h *Handler) *bytes.Buffer {
 	buf := new(bytes.Buffer)
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(buf)), zapcore.DebugLevel)
 	h.logger = zap.New(core)
-	h.failLogger = h.logger
+	h.sampledLogger = h.logger
 	return buf
 }
 

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -24,6 +25,12 @@ import (
 // it has its own matchers, sampling, rate cap, header edits, timeout,
 // transport and counters.
 type Target struct {
+	// A name for the target: the target label in metrics and logs, the
+	// name the report is kept under, and what another target's
+	// compare.noise_from refers to. Must be unique within the handler.
+	// Default: the upstream, as written.
+	Name string `json:"name,omitempty"`
+
 	// The shadow's base URL: http:// or https://, a host, an optional port
 	// and an optional path prefix, which is put in front of every request
 	// path (with upstream http://s/shadow, /a?q=1 is copied as
@@ -74,6 +81,10 @@ type Target struct {
 	// Default: http (with TLS for an https:// upstream).
 	TransportRaw json.RawMessage `json:"transport,omitempty" caddy:"namespace=http.reverse_proxy.transport inline_key=protocol"`
 
+	// Compare this target's responses with the primary's, field by field,
+	// off the request path; see Compare. Default: not compared.
+	Compare *Compare `json:"compare,omitempty"`
+
 	// Transport is the loaded transport module.
 	Transport http.RoundTripper `json:"-"`
 
@@ -87,6 +98,12 @@ type Target struct {
 	counters    [numOutcomes]prometheus.Counter
 	inFlight    prometheus.Gauge
 	durations   prometheus.ObserverVec
+
+	captures       bool  // its responses are kept: it compares, or is a noise source
+	keepBody       int64 // how many bytes of its response bodies are kept
+	report         *comparisonReport
+	compareResults [numCompareResults]prometheus.Counter
+	latencyRatio   prometheus.Observer
 }
 
 // provision prepares t for use by a handler whose in-flight limit is
@@ -95,8 +112,20 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 	if err := t.parseUpstream(); err != nil {
 		return err
 	}
-	t.label = t.Upstream
+	t.label = cmp.Or(t.Name, t.Upstream)
 	t.counters, t.inFlight, t.durations = metrics.forTarget(t.label)
+	if t.Compare != nil {
+		t.Compare.provision()
+		t.compareResults, t.latencyRatio = metrics.forComparison(t.label)
+		report, _, err := reports.LoadOrNew(t.label, func() (caddy.Destructor, error) {
+			return new(comparisonReport), nil
+		})
+		if err != nil {
+			return err
+		}
+		t.report = report.(*comparisonReport)
+		t.report.configure(t)
+	}
 
 	t.timeout = time.Duration(t.Timeout)
 	if t.timeout == 0 {
@@ -156,6 +185,9 @@ func (t *Target) validate() error {
 	if t.Timeout < 0 {
 		return fmt.Errorf("timeout must not be negative, got %v", time.Duration(t.Timeout))
 	}
+	if t.Compare != nil {
+		return t.Compare.validate()
+	}
 	return nil
 }
 
@@ -169,6 +201,21 @@ func (t *Target) count(o outcome) {
 
 // onOutcome, when set by a test, is called after every outcome is counted.
 var onOutcome atomic.Pointer[func(*Target, outcome)]
+
+// compared records the result of a comparison, and how long the shadow
+// took relative to the primary.
+func (t *Target) compared(r compareResult, shadow, primary time.Duration) {
+	t.compareResults[r].Inc()
+	if primary > 0 {
+		t.latencyRatio.Observe(float64(shadow) / float64(primary))
+	}
+}
+
+// skipCompare records an exchange of this target that was not compared.
+func (t *Target) skipCompare(r compareResult) {
+	t.report.count(r)
+	t.compareResults[r].Inc()
+}
 
 // observe records the duration of a completed exchange.
 func (t *Target) observe(status int, d time.Duration) {

@@ -1,0 +1,274 @@
+package mirror
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// encode compresses body with a Content-Encoding.
+func encode(t testing.TB, encoding, body string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch encoding {
+	case "gzip":
+		w = gzip.NewWriter(&buf)
+	case "br":
+		w = brotli.NewWriter(&buf)
+	case "zstd":
+		zw, err := zstd.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w = zw
+	default:
+		return []byte(body)
+	}
+	if _, err := io.WriteString(w, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// jsonServer answers every request with body, JSON, encoded with encoding.
+func jsonServer(t testing.TB, encoding, body string) *httptest.Server {
+	encoded := encode(t, encoding, body)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if encoding != "" {
+			w.Header().Set("Content-Encoding", encoding)
+		}
+		_, _ = w.Write(encoded)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// comparedTarget is a target entry of a handler config that compares.
+func comparedTarget(name, upstream, compare string) string {
+	return fmt.Sprintf(`{"name":%q,"upstream":%q,"compare":{%s}}`, name, upstream, compare)
+}
+
+func TestCompareDecodesContentEncoding(t *testing.T) {
+	const primaryBody = `{"id":7,"tags":["a","b"],"price":1.50}`
+	primaryGzip := encode(t, "gzip", primaryBody)
+	primary := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Encoding", "gzip")
+		_, err := w.Write(primaryGzip)
+		return err
+	})
+	// the same document, written differently and encoded three ways, and
+	// a changed one
+	same := `{"price":1.5,"tags":["a","b"],"id":7}`
+	targets := []string{
+		comparedTarget("enc-br", jsonServer(t, "br", same).URL, ""),
+		comparedTarget("enc-zstd", jsonServer(t, "zstd", same).URL, ""),
+		comparedTarget("enc-identity", jsonServer(t, "", same).URL, ""),
+		comparedTarget("enc-changed", jsonServer(t, "zstd", `{"price":2,"tags":["a","b"],"id":7}`).URL, ""),
+	}
+	rec := recordOutcomes(t)
+	h := provisionHandler(t, `{"targets":[`+strings.Join(targets, ",")+`]}`)
+	front := serveThrough(t, h, primary)
+
+	resp, err := http.Get(front.URL + "/doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != primaryBody {
+		t.Errorf("client got %q, want the primary's %q", got, primaryBody)
+	}
+	rec.wait(t, len(targets))
+
+	for _, tg := range h.Targets {
+		r := tg.report.snapshot(tg.label)
+		want := "match"
+		if tg.label == "enc-changed" {
+			want = "mismatch"
+			if len(r.Fields) != 1 || r.Fields[0].Field != "/price" {
+				t.Errorf("%s: fields %+v, want only /price", tg.label, r.Fields)
+			}
+		}
+		if r.Counts[want] != 1 || r.Compared != 1 {
+			t.Errorf("%s: counts %v of %d compared, want one %s", tg.label, r.Counts, r.Compared, want)
+		}
+	}
+}
+
+func TestCompareSkipsWhatCannotBeCompared(t *testing.T) {
+	shadow := jsonServer(t, "", `{"ok":true}`)
+	for _, tc := range []struct {
+		name    string
+		compare string
+		primary caddyhttp.HandlerFunc
+		want    string
+	}{
+		{
+			name: "streaming primary", want: "skipped_streaming",
+			primary: func(w http.ResponseWriter, r *http.Request) error {
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(w, "data: 1\n\n")
+				return http.NewResponseController(w).Flush()
+			},
+		},
+		{
+			name: "flushed primary", want: "skipped_streaming",
+			primary: func(w http.ResponseWriter, r *http.Request) error {
+				_, _ = io.WriteString(w, `{"ok":`)
+				w.(http.Flusher).Flush()
+				_, err := io.WriteString(w, `true}`)
+				return err
+			},
+		},
+		{
+			name: "primary failed", want: "no_primary",
+			primary: func(w http.ResponseWriter, r *http.Request) error {
+				return caddyhttp.Error(http.StatusBadGateway, errors.New("upstream down"))
+			},
+		},
+		{
+			name: "body over max_body_size", compare: `"max_body_size":8`, want: "body_truncated",
+			primary: func(w http.ResponseWriter, r *http.Request) error {
+				w.Header().Set("Content-Type", "application/json")
+				_, err := io.WriteString(w, `{"ok":true}`)
+				return err
+			},
+		},
+		{
+			name: "identical", want: "match",
+			primary: func(w http.ResponseWriter, r *http.Request) error {
+				w.Header().Set("Content-Type", "application/json")
+				_, err := io.WriteString(w, `{"ok":true}`)
+				return err
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := recordOutcomes(t)
+			h := provisionHandler(t, `{"targets":[`+comparedTarget("skips", shadow.URL, tc.compare)+`]}`)
+			front := serveThrough(t, h, tc.primary)
+			resp, err := http.Get(front.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			rec.wait(t, 1)
+			r := h.Targets[0].report.snapshot("skips")
+			for name, n := range r.Counts {
+				if want := int64(map[bool]int{true: 1}[name == tc.want]); n != want {
+					t.Errorf("%s = %d, want %d (counts %v)", name, n, want, r.Counts)
+				}
+			}
+		})
+	}
+}
+
+// TestCompareReleasesBuffersOnce runs many compared exchanges whose
+// primary, noise and candidate responses finish in every order, and
+// checks that each exchange's buffers go back to the pool exactly once,
+// after every side is done, and that every client got the primary's bytes.
+func TestCompareReleasesBuffersOnce(t *testing.T) {
+	const requests = 200
+	jitter := func(r *http.Request) {
+		// vary which side finishes last without sleeping
+		for range len(r.URL.Path) % 7 * 50 {
+			runtime.Gosched()
+		}
+	}
+	shadowFor := func(variant string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			jitter(r)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"path":%q,"v":%q}`, r.URL.Path, variant)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	primary := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		jitter(r)
+		_, err := fmt.Fprintf(w, `{"path":%q,"v":"1"}`, r.URL.Path)
+		return err
+	})
+
+	var mu sync.Mutex
+	released := make(map[*exchange]int)
+	hook := func(ex *exchange) {
+		mu.Lock()
+		defer mu.Unlock()
+		released[ex]++
+		for _, s := range append([]*capturedResponse{ex.primary}, ex.shadows...) {
+			select {
+			case <-s.done:
+			default:
+				t.Errorf("exchange released before a side finished")
+			}
+		}
+	}
+	onExchangeReleased.Store(&hook)
+	t.Cleanup(func() { onExchangeReleased.Store(nil) })
+
+	rec := recordOutcomes(t)
+	h := provisionHandler(t, `{"max_in_flight":10000,"targets":[
+		{"name":"release-noise","upstream":"`+shadowFor("1")+`","percent":0},
+		`+comparedTarget("release-candidate", shadowFor("2"), `"noise_from":"release-noise"`)+`]}`)
+	front := serveThrough(t, h, primary)
+
+	var wg sync.WaitGroup
+	for i := range requests {
+		wg.Go(func() {
+			path := fmt.Sprintf("/%s", strings.Repeat("x", i%13))
+			resp, err := http.Get(front.URL + path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := fmt.Sprintf(`{"path":%q,"v":"1"}`, path); string(body) != want {
+				t.Errorf("client got %q, want %q", body, want)
+			}
+		})
+	}
+	wg.Wait()
+	got := counts(rec.wait(t, 2*requests))
+	if got["mirrored"] != 2*requests {
+		t.Fatalf("outcomes %v, want %d mirrored (each request to the candidate and its noise target)", got, 2*requests)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(released) != requests {
+		t.Errorf("%d exchanges released, want %d", len(released), requests)
+	}
+	for _, n := range released {
+		if n != 1 {
+			t.Errorf("an exchange was released %d times, want once", n)
+		}
+	}
+	r := h.Targets[1].report.snapshot("release-candidate")
+	if r.Compared != requests || r.WithNoise != requests || r.Counts["mismatch"] != requests {
+		t.Errorf("report: %d compared, %d with noise, counts %v; want %d each, all mismatches on /v",
+			r.Compared, r.WithNoise, r.Counts, requests)
+	}
+}

@@ -1,0 +1,296 @@
+package mirror
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// difference is one field in which two responses differ.
+type difference struct {
+	// Field names the field for aggregation: "status", "header <Name>",
+	// "body", or a JSON pointer into the body in which every array index
+	// is "*", so that /items/0/id and /items/1/id count as one field.
+	Field string `json:"field"`
+	// Pointer is the field's exact JSON pointer, for body fields.
+	Pointer string `json:"pointer,omitempty"`
+	// Primary and Shadow are the two values, cut to maxValueLen bytes.
+	Primary string `json:"primary"`
+	Shadow  string `json:"shadow"`
+}
+
+const (
+	// maxValueLen is the most bytes of a value kept in a difference.
+	maxValueLen = 200
+	// maxDifferences is the most differences reported for one pair of
+	// responses; the walk stops there.
+	maxDifferences = 64
+	// absent stands for a JSON member that one side does not have.
+	absent = "(absent)"
+)
+
+// secretHeaders are never shown, whatever the compare config says.
+var secretHeaders = []string{"Authorization", "Cookie", "Set-Cookie", "Proxy-Authorization"}
+
+// diffResponses compares the shadow's response b with the primary's
+// response a under c. Bodies must already be decoded. It reports whether
+// either body was over c's limit, in which case bodies are not compared.
+func diffResponses(c *Compare, a, b *decodedResponse) (diffs []difference, truncated bool) {
+	if c.compareStatus && a.status != b.status {
+		// responses with different statuses are different kinds of
+		// response; their headers and bodies are not compared
+		return []difference{{Field: "status", Primary: strconv.Itoa(a.status), Shadow: strconv.Itoa(b.status)}}, false
+	}
+	for _, name := range c.headerNames {
+		av, bv := strings.Join(a.header.Values(name), ", "), strings.Join(b.header.Values(name), ", ")
+		if av == bv {
+			continue
+		}
+		if slices.Contains(secretHeaders, name) {
+			av, bv = "[redacted]", "[redacted]"
+		}
+		diffs = append(diffs, difference{Field: "header " + name, Primary: cut(av), Shadow: cut(bv)})
+	}
+	if c.Body == "off" {
+		return diffs, false
+	}
+	if a.truncated || b.truncated {
+		return diffs, true
+	}
+	if a.bodyErr != nil || b.bodyErr != nil {
+		return append(diffs, difference{Field: "body", Primary: errText(a.bodyErr), Shadow: errText(b.bodyErr)}), false
+	}
+	if c.Body == "json" || (c.Body == "auto" && isJSON(a.header.Get("Content-Type"))) {
+		return diffJSON(c, a.body, b.body, diffs), false
+	}
+	if !bytes.Equal(a.body, b.body) {
+		diffs = append(diffs, difference{Field: "body", Primary: cut(string(a.body)), Shadow: cut(string(b.body))})
+	}
+	return diffs, false
+}
+
+// isJSON reports whether a Content-Type names JSON: application/json or
+// any +json type.
+func isJSON(contentType string) bool {
+	mediaType, _, _ := strings.Cut(contentType, ";")
+	mediaType = strings.ToLower(strings.TrimSpace(mediaType))
+	return mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
+}
+
+// diffJSON appends the structural differences between two JSON bodies. A
+// body that is not valid JSON is a difference of the whole body, unless
+// both bodies are the same bytes.
+func diffJSON(c *Compare, a, b []byte, diffs []difference) []difference {
+	av, aerr := parseJSON(a)
+	bv, berr := parseJSON(b)
+	if aerr != nil || berr != nil {
+		if bytes.Equal(a, b) {
+			return diffs
+		}
+		return append(diffs, difference{Field: "body", Primary: jsonErrText(a, aerr), Shadow: jsonErrText(b, berr)})
+	}
+	w := jsonWalker{ignore: c.ignore, diffs: diffs}
+	w.walk(nil, av, bv)
+	return w.diffs
+}
+
+// parseJSON decodes exactly one JSON value, keeping numbers as written.
+func parseJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("data after the JSON value")
+	}
+	return v, nil
+}
+
+// jsonWalker walks two decoded JSON values side by side.
+type jsonWalker struct {
+	ignore []pointerPattern
+	diffs  []difference
+}
+
+// segment is one step of a path into a JSON value: a member name, or an
+// array index.
+type segment struct {
+	key   string
+	index bool
+}
+
+func (w *jsonWalker) walk(path []segment, a, b any) {
+	if len(w.diffs) >= maxDifferences {
+		return
+	}
+	for _, p := range w.ignore {
+		if p.matches(path) {
+			return
+		}
+	}
+	switch av := a.(type) {
+	case map[string]any:
+		if bv, ok := b.(map[string]any); ok {
+			keys := make([]string, 0, len(av)+len(bv))
+			for k := range av {
+				keys = append(keys, k)
+			}
+			for k := range bv {
+				if _, dup := av[k]; !dup {
+					keys = append(keys, k)
+				}
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				ae, aok := av[k]
+				be, bok := bv[k]
+				switch {
+				case aok && bok:
+					w.walk(append(path, segment{key: k}), ae, be)
+				case aok:
+					w.add(append(path, segment{key: k}), render(ae), absent)
+				default:
+					w.add(append(path, segment{key: k}), absent, render(be))
+				}
+			}
+			return
+		}
+	case []any:
+		if bv, ok := b.([]any); ok {
+			if len(av) != len(bv) {
+				w.add(path, fmt.Sprintf("array of %d", len(av)), fmt.Sprintf("array of %d", len(bv)))
+			}
+			for i := range min(len(av), len(bv)) {
+				w.walk(append(path, segment{key: strconv.Itoa(i), index: true}), av[i], bv[i])
+			}
+			return
+		}
+	case json.Number:
+		if bv, ok := b.(json.Number); ok && numbersEqual(av, bv) {
+			return
+		}
+	case string, bool, nil:
+		if a == b {
+			return
+		}
+	}
+	w.add(path, render(a), render(b))
+}
+
+// add records a difference at path. Path segments are JSON member names
+// or array indexes; the aggregated field name replaces indexes with "*".
+func (w *jsonWalker) add(path []segment, a, b string) {
+	if len(w.diffs) >= maxDifferences {
+		return
+	}
+	if len(path) == 0 {
+		w.diffs = append(w.diffs, difference{Field: "body", Primary: a, Shadow: b})
+		return
+	}
+	var pointer, field strings.Builder
+	for _, seg := range path {
+		esc := escapePointer(seg.key)
+		pointer.WriteString("/" + esc)
+		if seg.index {
+			field.WriteString("/*")
+		} else {
+			field.WriteString("/" + esc)
+		}
+	}
+	w.diffs = append(w.diffs, difference{Field: field.String(), Pointer: pointer.String(), Primary: a, Shadow: b})
+}
+
+// numbersEqual compares two JSON numbers by value, so 1, 1.0 and 1e0 are
+// equal.
+func numbersEqual(a, b json.Number) bool {
+	if a == b {
+		return true
+	}
+	ar, aok := new(big.Rat).SetString(string(a))
+	br, bok := new(big.Rat).SetString(string(b))
+	return aok && bok && ar.Cmp(br) == 0
+}
+
+// render writes a decoded JSON value compactly, cut to maxValueLen.
+func render(v any) string {
+	out, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return cut(string(out))
+}
+
+// cut shortens s to at most maxValueLen bytes of valid UTF-8.
+func cut(s string) string {
+	if len(s) <= maxValueLen {
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	s = s[:maxValueLen]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "(complete)"
+	}
+	return cut("(incomplete: " + err.Error() + ")")
+}
+
+func jsonErrText(body []byte, err error) string {
+	if err == nil {
+		return cut(string(body))
+	}
+	return cut("(invalid JSON: " + err.Error() + ") " + string(body))
+}
+
+// pointerPattern is a parsed JSON pointer whose "*" segments match any
+// member name or array index.
+type pointerPattern []string
+
+func parsePointerPattern(p string) pointerPattern {
+	if p == "" {
+		return pointerPattern{}
+	}
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, s := range segs {
+		segs[i] = pointerUnescaper.Replace(s)
+	}
+	return segs
+}
+
+// matches reports whether the pattern names exactly path; everything
+// under a matched path is skipped with it.
+func (p pointerPattern) matches(path []segment) bool {
+	if len(p) != len(path) {
+		return false
+	}
+	for i, seg := range p {
+		if seg != "*" && seg != path[i].key {
+			return false
+		}
+	}
+	return true
+}
+
+func escapePointer(seg string) string {
+	if !strings.ContainsAny(seg, "~/") {
+		return seg
+	}
+	return pointerEscaper.Replace(seg)
+}
+
+var (
+	pointerEscaper   = strings.NewReplacer("~", "~0", "/", "~1")
+	pointerUnescaper = strings.NewReplacer("~1", "/", "~0", "~")
+)

@@ -1,0 +1,196 @@
+package mirror
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// exchange is one request whose responses are compared: the primary's
+// response and the responses to its copies that compare or supply noise.
+// Its buffers are shared by the primary's side and every such copy,
+// reference-counted, and returned to the pool exactly once, by whichever
+// side lets go last.
+type exchange struct {
+	primary  *capturedResponse
+	start    time.Time
+	method   string
+	path     string
+	rawQuery string
+	shadows  []*capturedResponse
+	refs     atomic.Int32
+}
+
+// prepareComparison adds to copies the noise copies that the comparing
+// targets among them need, and when any copy compares, returns the
+// exchange that their responses are captured into. It runs on the request
+// path and only allocates when a copy compares.
+func (h *Handler) prepareComparison(r *http.Request, copies []pendingCopy) ([]pendingCopy, *exchange) {
+	comparing := false
+	for i := range copies {
+		cmp := copies[i].target.Compare
+		if cmp == nil {
+			continue
+		}
+		comparing = true
+		if cmp.noise == nil || hasCopyFor(copies, cmp.noise) {
+			continue
+		}
+		// the noise target gets every request its candidate gets,
+		// whatever its own selection says; only its slot is checked
+		if !h.takeSlot(cmp.noise) {
+			cmp.noise.count(droppedInFlight)
+			continue
+		}
+		copies = append(copies, pendingCopy{target: cmp.noise, req: cmp.noise.newCopy(r)})
+	}
+	if !comparing {
+		return copies, nil
+	}
+
+	ex := &exchange{
+		primary:  newCapturedResponse(h.keepPrimaryBody),
+		start:    now(),
+		method:   r.Method,
+		path:     r.URL.EscapedPath(),
+		rawQuery: r.URL.RawQuery,
+	}
+	for i := range copies {
+		if t := copies[i].target; t.captures {
+			copies[i].ex = ex
+			copies[i].response = newCapturedResponse(t.keepBody)
+			ex.shadows = append(ex.shadows, copies[i].response)
+		}
+	}
+	for i := range copies {
+		if cmp := copies[i].target.Compare; cmp != nil && cmp.noise != nil {
+			for _, other := range copies {
+				if other.target == cmp.noise {
+					copies[i].noise = other.response
+				}
+			}
+		}
+	}
+	ex.refs.Store(int32(1 + len(ex.shadows)))
+	return copies, ex
+}
+
+// hasCopyFor reports whether copies has one for t.
+func hasCopyFor(copies []pendingCopy, t *Target) bool {
+	for _, c := range copies {
+		if c.target == t {
+			return true
+		}
+	}
+	return false
+}
+
+// finishPrimary ends the primary's side of the exchange, once the route
+// has returned (or panicked).
+func (ex *exchange) finishPrimary() {
+	ex.primary.duration = now().Sub(ex.start)
+	ex.primary.finish()
+	ex.release()
+}
+
+// release drops one side's reference; the last one returns every buffer
+// of the exchange to the pool.
+func (ex *exchange) release() {
+	if ex.refs.Add(-1) != 0 {
+		return
+	}
+	ex.primary.releaseBody()
+	for _, s := range ex.shadows {
+		s.releaseBody()
+	}
+	if hook := onExchangeReleased.Load(); hook != nil {
+		(*hook)(ex)
+	}
+}
+
+// onExchangeReleased, when set by a test, is called when an exchange's
+// buffers go back to the pool.
+var onExchangeReleased atomic.Pointer[func(*exchange)]
+
+// compareCopy compares c's response with the primary's, in c's own
+// goroutine, once the responses it needs have arrived: the primary's and,
+// when the target has a noise source, the noise copy's. ctx bounds the
+// wait; a primary still running when it ends is counted as streaming.
+func (h *Handler) compareCopy(ctx context.Context, c pendingCopy) {
+	t, cmp := c.target, c.target.Compare
+	select {
+	case <-c.ex.primary.done:
+	case <-ctx.Done():
+		t.skipCompare(skippedStreaming)
+		return
+	}
+	primary := c.ex.primary
+	switch {
+	case primary.streaming:
+		t.skipCompare(skippedStreaming)
+		return
+	case !primary.got:
+		t.skipCompare(noPrimary)
+		return
+	}
+	var noise *capturedResponse
+	if c.noise != nil {
+		select {
+		case <-c.noise.done:
+			if c.noise.got {
+				noise = c.noise
+			}
+		case <-ctx.Done():
+		}
+	}
+
+	p, s := decode(primary, cmp.MaxBodySize), decode(c.response, cmp.MaxBodySize)
+	defer p.release()
+	defer s.release()
+	diffs, truncated := diffResponses(cmp, &p, &s)
+	var noiseDiffs []difference
+	if noise != nil {
+		n := decode(noise, cmp.MaxBodySize)
+		noiseDiffs, _ = diffResponses(cmp, &p, &n)
+		n.release()
+	}
+
+	result, verdicts := t.report.record(observation{
+		method:        c.ex.method,
+		uri:           c.ex.sampleURI(cmp),
+		primaryStatus: primary.status,
+		shadowStatus:  c.response.status,
+		primaryTime:   primary.duration,
+		shadowTime:    c.response.duration,
+		diffs:         diffs,
+		noiseDiffs:    noiseDiffs,
+		hadNoise:      noise != nil,
+		truncated:     truncated,
+	})
+	t.compared(result, c.response.duration, primary.duration)
+	if result == mismatch {
+		if ce := h.sampledLogger.Check(zapcore.InfoLevel, "mirror response differs"); ce != nil {
+			ce.Write(
+				zap.String("target", t.label),
+				zap.String("method", c.ex.method),
+				zap.String("uri", c.ex.sampleURI(cmp)),
+				zap.Int("primary_status", primary.status),
+				zap.Int("shadow_status", c.response.status),
+				zap.Any("differences", verdicts),
+			)
+		}
+	}
+}
+
+// sampleURI is the request's URI as kept in samples and logs: its path,
+// and its query only when cmp allows it.
+func (ex *exchange) sampleURI(cmp *Compare) string {
+	if cmp.SamplesIncludeQuery && ex.rawQuery != "" {
+		return ex.path + "?" + ex.rawQuery
+	}
+	return ex.path
+}
