@@ -86,6 +86,42 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			}],"max_body_size":1048576,"max_in_flight":64}`,
 		},
 		{
+			name: "compare, Diffy style",
+			input: `mirror {
+				to http://reviews-v1-b:9080 {
+					name secondary
+					percent 0
+				}
+				to http://reviews-v2:9080 {
+					name candidate
+					compare {
+						noise_from secondary
+						status false
+						headers Content-Type
+						headers Cache-Control
+						body json
+						ignore /meta/request_id /items/*/updated_at
+						max_body_size 64KiB
+						threshold 2.5
+						samples 10
+						samples_include_query
+					}
+				}
+			}`,
+			want: `{"targets":[
+				{"name":"secondary","upstream":"http://reviews-v1-b:9080","percent":0},
+				{"name":"candidate","upstream":"http://reviews-v2:9080","compare":{
+					"noise_from":"secondary","status":false,"headers":["Content-Type","Cache-Control"],"body":"json",
+					"ignore":["/meta/request_id","/items/*/updated_at"],"max_body_size":65536,"threshold":2.5,
+					"samples":10,"samples_include_query":true}}
+			]}`,
+		},
+		{
+			name:  "empty compare block",
+			input: "mirror http://a {\n\tcompare\n}",
+			want:  `{"targets":[{"upstream":"http://a","compare":{}}]}`,
+		},
+		{
 			name: "inline upstream and more targets",
 			input: `mirror http://a {
 				percent 50
@@ -140,6 +176,19 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"max_body_size missing", "mirror http://a {\n\tmax_body_size\n}", "wrong argument count"},
 		{"max_in_flight bad", "mirror http://a {\n\tmax_in_flight many\n}", "invalid max_in_flight 'many'"},
 		{"max_in_flight negative", "mirror http://a {\n\tmax_in_flight -1\n}", "invalid max_in_flight '-1'"},
+		{"name missing", "mirror http://a {\n\tname\n}", "wrong argument count"},
+		{"compare with an argument", "mirror http://a {\n\tcompare json\n}", "wrong argument count"},
+		{"compare twice", "mirror http://a {\n\tcompare\n\tcompare\n}", "compare already specified"},
+		{"compare outside a target", "mirror {\n\tcompare\n}", "'compare' applies to a target"},
+		{"compare unknown option", "mirror http://a {\n\tcompare {\n\t\tcolour blue\n\t}\n}", "unrecognized compare option 'colour'"},
+		{"compare body bad", "mirror http://a {\n\tcompare {\n\t\tbody xml\n\t}\n}", "invalid body 'xml'"},
+		{"compare status bad", "mirror http://a {\n\tcompare {\n\t\tstatus maybe\n\t}\n}", "invalid status 'maybe'"},
+		{"compare threshold over 100", "mirror http://a {\n\tcompare {\n\t\tthreshold 101\n\t}\n}", "invalid threshold '101'"},
+		{"compare samples negative", "mirror http://a {\n\tcompare {\n\t\tsamples -1\n\t}\n}", "invalid samples '-1'"},
+		{"compare max_body_size bad", "mirror http://a {\n\tcompare {\n\t\tmax_body_size big\n\t}\n}", "invalid max_body_size 'big'"},
+		{"compare headers missing", "mirror http://a {\n\tcompare {\n\t\theaders\n\t}\n}", "wrong argument count"},
+		{"compare noise_from missing", "mirror http://a {\n\tcompare {\n\t\tnoise_from\n\t}\n}", "wrong argument count"},
+		{"compare flag with a value", "mirror http://a {\n\tcompare {\n\t\tsamples_include_query yes\n\t}\n}", "wrong argument count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h Handler

@@ -20,6 +20,7 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		"mirror http://a {\n\ttimeout 5s\n\ttransport http {\n\t\tdial_timeout 1s\n\t}\n\theader_up X-A ^a(.*)$ b$1\n}",
 		"mirror {\n\tpercent\n}",
 		"mirror http://a http://b",
+		"mirror {\n\tto http://a {\n\t\tname s\n\t}\n\tto http://b {\n\t\tcompare {\n\t\t\tnoise_from s\n\t\t\theaders A B\n\t\t\tignore /x/*\n\t\t\tthreshold 3\n\t\t}\n\t}\n}",
 	} {
 		f.Add(seed)
 	}
@@ -46,6 +47,7 @@ func FuzzJSONConfig(f *testing.F) {
 		`{"targets":[{"upstream":"http://a","transport":{"protocol":"http","keep_alive":{"max_idle_conns_per_host":4}}}]}`,
 		`{"targets":[{"upstream":"ftp://a","percent":150}],"max_body_size":-1}`,
 		`{"targets":[null]}`,
+		`{"targets":[{"name":"s","upstream":"http://a"},{"upstream":"http://b","compare":{"noise_from":"s","headers":["X"],"body":"json","ignore":["/a/*"],"max_body_size":9,"threshold":1,"samples":0}}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -150,6 +152,30 @@ func FuzzTeeBody(f *testing.F) {
 		}
 		if n := h.inFlight.Load(); n != 0 {
 			t.Fatalf("in-flight slots after the copy ended = %d, want 0", n)
+		}
+	})
+}
+
+// FuzzDiffJSON checks the JSON comparison on arbitrary bodies: it never
+// panics, a body never differs from itself, differences are bounded, and
+// comparing a with b finds as many differences as comparing b with a.
+func FuzzDiffJSON(f *testing.F) {
+	f.Add([]byte(`{"a":1,"b":[1,2,{"c":null}]}`), []byte(`{"b":[1,2.0,{"c":false}],"a":1e0}`), "/b/*/c")
+	f.Add([]byte(`[1,2,3]`), []byte(`[1,2]`), "")
+	f.Add([]byte(`{"a~/b":"x"}`), []byte(`not json`), "/a~0~1b")
+	f.Fuzz(func(t *testing.T, a, b []byte, ignore string) {
+		c := provisionedCompare(Compare{Body: "json", Ignore: []string{ignore}})
+		ra, rb := jsonResponse(string(a)), jsonResponse(string(b))
+		if diffs, _ := diffResponses(c, ra, ra); len(diffs) != 0 {
+			t.Errorf("%q differs from itself: %+v", a, diffs)
+		}
+		ab, _ := diffResponses(c, ra, rb)
+		ba, _ := diffResponses(c, rb, ra)
+		if len(ab) > maxDifferences {
+			t.Errorf("%d differences, want at most %d", len(ab), maxDifferences)
+		}
+		if len(ab) != len(ba) {
+			t.Errorf("%q vs %q: %d differences one way, %d the other", a, b, len(ab), len(ba))
 		}
 	})
 }

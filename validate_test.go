@@ -55,6 +55,17 @@ func TestValidate_Error(t *testing.T) {
 		{"unknown transport", `{"targets":[{"upstream":"http://a","transport":{"protocol":"pigeon"}}]}`, "loading transport"},
 		{"transport without protocol", `{"targets":[{"upstream":"http://a","transport":{}}]}`, "loading transport"},
 		{"bad header regexp", `{"targets":[{"upstream":"http://a","headers":{"replace":{"X":[{"search_regexp":"(","replace":""}]}}}]}`, "provisioning headers"},
+		{"duplicate names", `{"targets":[{"name":"x","upstream":"http://a"},{"name":"x","upstream":"http://b"}]}`, "targets[1]: name \"x\" is already used"},
+		{"name equal to another's upstream", `{"targets":[{"upstream":"http://a"},{"name":"http://a","upstream":"http://b"}]}`, "targets[1]: name \"http://a\" is already used"},
+		{"noise_from unknown", `{"targets":[{"upstream":"http://a","compare":{"noise_from":"nobody"}}]}`, "targets[0]: compare.noise_from: no target is named \"nobody\""},
+		{"noise_from itself", `{"targets":[{"name":"c","upstream":"http://a","compare":{"noise_from":"c"}}]}`, "targets[0]: compare.noise_from: a target cannot be its own noise source"},
+		{"compare body", `{"targets":[{"upstream":"http://a","compare":{"body":"xml"}}]}`, "targets[0]: compare.body must be auto, json, bytes or off, got \"xml\""},
+		{"compare max_body_size", `{"targets":[{"upstream":"http://a","compare":{"max_body_size":-1}}]}`, "compare.max_body_size must not be negative, got -1"},
+		{"compare threshold", `{"targets":[{"upstream":"http://a","compare":{"threshold":-0.5}}]}`, "compare.threshold must be between 0 and 100, got -0.5"},
+		{"compare samples", `{"targets":[{"upstream":"http://a","compare":{"samples":-2}}]}`, "compare.samples must not be negative, got -2"},
+		{"compare ignore", `{"targets":[{"upstream":"http://a","compare":{"ignore":["/ok","meta/id"]}}]}`, "compare.ignore[1]: \"meta/id\" is not a JSON pointer"},
+		{"compare headers", `{"targets":[{"upstream":"http://a","compare":{"headers":["Content Type"]}}]}`, "compare.headers[0]: \"Content Type\" is not a header field name"},
+		{"compare status type", `{"targets":[{"upstream":"http://a","compare":{"status":"yes"}}]}`, "status"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadHandler(t, tc.cfg)
