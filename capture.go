@@ -167,6 +167,10 @@ type decodedResponse struct {
 	truncated bool
 	bodyErr   error
 	pooled    *bytes.Buffer // the decoded body's buffer, when one was used
+
+	parsed  bool // json and jsonErr are set
+	json    any
+	jsonErr error
 }
 
 // decode returns c with its body decoded, keeping at most limit decoded

@@ -66,8 +66,11 @@ func diffResponses(c *Compare, a, b *decodedResponse) (diffs []difference, trunc
 	if a.bodyErr != nil || b.bodyErr != nil {
 		return append(diffs, difference{Field: "body", Primary: errText(a.bodyErr), Shadow: errText(b.bodyErr)}), false
 	}
+	if bytes.Equal(a.body, b.body) {
+		return diffs, false
+	}
 	if c.Body == "json" || (c.Body == "auto" && isJSON(a.header.Get("Content-Type"))) {
-		return diffJSON(c, a.body, b.body, diffs), false
+		return diffJSON(c, a, b, diffs), false
 	}
 	if !bytes.Equal(a.body, b.body) {
 		diffs = append(diffs, difference{Field: "body", Primary: cut(string(a.body)), Shadow: cut(string(b.body))})
@@ -83,21 +86,29 @@ func isJSON(contentType string) bool {
 	return mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
 }
 
-// diffJSON appends the structural differences between two JSON bodies. A
-// body that is not valid JSON is a difference of the whole body, unless
-// both bodies are the same bytes.
-func diffJSON(c *Compare, a, b []byte, diffs []difference) []difference {
-	av, aerr := parseJSON(a)
-	bv, berr := parseJSON(b)
+// diffJSON appends the structural differences between two JSON bodies,
+// which are not the same bytes. A body that is not valid JSON is a
+// difference of the whole body.
+func diffJSON(c *Compare, a, b *decodedResponse, diffs []difference) []difference {
+	av, aerr := a.parsedJSON()
+	bv, berr := b.parsedJSON()
 	if aerr != nil || berr != nil {
-		if bytes.Equal(a, b) {
-			return diffs
-		}
-		return append(diffs, difference{Field: "body", Primary: jsonErrText(a, aerr), Shadow: jsonErrText(b, berr)})
+		return append(diffs, difference{Field: "body", Primary: jsonErrText(a.body, aerr), Shadow: jsonErrText(b.body, berr)})
 	}
 	w := jsonWalker{ignore: c.ignore, diffs: diffs}
 	w.walk(nil, av, bv)
 	return w.diffs
+}
+
+// parsedJSON returns the body decoded as JSON, decoding it on first use:
+// the primary's body is compared with both the shadow's and the noise
+// target's.
+func (d *decodedResponse) parsedJSON() (any, error) {
+	if !d.parsed {
+		d.parsed = true
+		d.json, d.jsonErr = parseJSON(d.body)
+	}
+	return d.json, d.jsonErr
 }
 
 // parseJSON decodes exactly one JSON value, keeping numbers as written.

@@ -148,29 +148,7 @@ func (h *Handler) compareCopy(ctx context.Context, c pendingCopy) {
 		}
 	}
 
-	p, s := decode(primary, cmp.MaxBodySize), decode(c.response, cmp.MaxBodySize)
-	defer p.release()
-	defer s.release()
-	diffs, truncated := diffResponses(cmp, &p, &s)
-	var noiseDiffs []difference
-	if noise != nil {
-		n := decode(noise, cmp.MaxBodySize)
-		noiseDiffs, _ = diffResponses(cmp, &p, &n)
-		n.release()
-	}
-
-	result, verdicts := t.report.record(observation{
-		method:        c.ex.method,
-		uri:           c.ex.sampleURI(cmp),
-		primaryStatus: primary.status,
-		shadowStatus:  c.response.status,
-		primaryTime:   primary.duration,
-		shadowTime:    c.response.duration,
-		diffs:         diffs,
-		noiseDiffs:    noiseDiffs,
-		hadNoise:      noise != nil,
-		truncated:     truncated,
-	})
+	result, verdicts := t.judge(c.ex, primary, c.response, noise)
 	t.compared(result, c.response.duration, primary.duration)
 	if result == mismatch {
 		if ce := h.sampledLogger.Check(zapcore.InfoLevel, "mirror response differs"); ce != nil {
@@ -184,6 +162,35 @@ func (h *Handler) compareCopy(ctx context.Context, c pendingCopy) {
 			)
 		}
 	}
+}
+
+// judge compares a shadow's response, and the noise target's when there
+// is one, with the primary's, records the exchange in t's report and
+// returns its result and the verdict on each difference.
+func (t *Target) judge(ex *exchange, primary, shadow, noise *capturedResponse) (compareResult, []fieldVerdict) {
+	cmp := t.Compare
+	p, s := decode(primary, cmp.MaxBodySize), decode(shadow, cmp.MaxBodySize)
+	defer p.release()
+	defer s.release()
+	diffs, truncated := diffResponses(cmp, &p, &s)
+	var noiseDiffs []difference
+	if noise != nil {
+		n := decode(noise, cmp.MaxBodySize)
+		noiseDiffs, _ = diffResponses(cmp, &p, &n)
+		n.release()
+	}
+	return t.report.record(observation{
+		method:        ex.method,
+		uri:           ex.sampleURI(cmp),
+		primaryStatus: primary.status,
+		shadowStatus:  shadow.status,
+		primaryTime:   primary.duration,
+		shadowTime:    shadow.duration,
+		diffs:         diffs,
+		noiseDiffs:    noiseDiffs,
+		hadNoise:      noise != nil,
+		truncated:     truncated,
+	})
 }
 
 // sampleURI is the request's URI as kept in samples and logs: its path,
