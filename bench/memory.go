@@ -74,39 +74,74 @@ func peakRSS(m measurement, from, to float64) int64 {
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // benchLine matches a line of go test -bench -benchmem output.
-var benchLine = regexp.MustCompile(`^BenchmarkServeHTTP/(\S+?)-\d+\s+\d+\s+([\d.]+) ns/op.*?\s([\d.]+) B/op\s+(\d+) allocs/op`)
+var benchLine = regexp.MustCompile(`^(Benchmark\w+)/(\S+?)-\d+\s+\d+\s+([\d.]+) ns/op.*?\s([\d.]+) B/op\s+(\d+) allocs/op`)
 
 func allocations(cfg *config, _ *environment) ([]section, error) {
 	benchtime := "20000x"
 	if cfg.quick {
 		benchtime = "500x"
 	}
-	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "BenchmarkServeHTTP", "-benchmem", "-benchtime", benchtime, ".")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	rows, err := goBenchmark("BenchmarkServeHTTP", benchtime)
 	if err != nil {
-		return nil, fmt.Errorf("go test -bench: %v", err)
+		return nil, err
 	}
 	sec := section{
 		id: "7", title: "Allocations",
 		setup:  fmt.Sprintf("`go test -run '^$' -bench BenchmarkServeHTTP -benchmem -benchtime %s .` on the handler alone, with an in-process primary and, for mirrored requests, a loopback shadow in the same process (so its bytes and allocations are counted too).", benchtime),
 		target: "Zero extra allocations for a request that is not sampled.",
 	}
-	rows := [][]string{}
+	sec.tables = append(sec.tables, mdTable([]string{"request", "ns/op", "B/op", "allocs/op"}, rows))
 	allocs := map[string]string{}
+	for _, r := range rows {
+		allocs[r[0]] = r[3]
+	}
+	for _, name := range []string{"passthrough/not_sampled", "passthrough/not_matched"} {
+		sec.verdict(allocs[name] == "0", "%s: %s allocs/op", name, allocs[name])
+	}
+	return []section{sec}, nil
+}
+
+// comparisonCost measures what comparing one exchange costs the mirror
+// goroutine that does it.
+func comparisonCost(cfg *config, _ *environment) ([]section, error) {
+	benchtime := "2s"
+	if cfg.quick {
+		benchtime = "10x"
+	}
+	rows, err := goBenchmark("BenchmarkCompare", benchtime)
+	if err != nil {
+		return nil, err
+	}
+	sec := section{
+		id: "8", title: "Comparison cost",
+		setup: fmt.Sprintf("`go test -run '^$' -bench BenchmarkCompare -benchmem -benchtime %s .`: one exchange as a candidate's "+
+			"goroutine compares it, with a noise target: the primary's JSON body parsed once, diffed with the candidate's "+
+			"(one field changed) and the secondary's (one id changed), and the result recorded in the report.", benchtime),
+		target: "None: a measurement. Comparison runs off the request path, so it costs the client nothing while " +
+			"a CPU is free (scenario 1's compared variants); it does cost CPU.",
+	}
+	sec.tables = append(sec.tables, mdTable([]string{"body", "ns/op", "B/op", "allocs/op"}, rows))
+	return []section{sec}, nil
+}
+
+// goBenchmark runs one of the plugin's Go benchmarks and returns a row
+// per sub-benchmark: its name, ns/op, B/op and allocs/op.
+func goBenchmark(name, benchtime string) ([][]string, error) {
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^"+name+"$", "-benchmem", "-benchtime", benchtime, ".")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go test -bench %s: %v", name, err)
+	}
+	var rows [][]string
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
-		if m := benchLine.FindStringSubmatch(sc.Text()); m != nil {
-			rows = append(rows, []string{m[1], m[2], m[3], m[4]})
-			allocs[m[1]] = m[4]
+		if m := benchLine.FindStringSubmatch(sc.Text()); m != nil && m[1] == name {
+			rows = append(rows, []string{m[2], m[3], m[4], m[5]})
 		}
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("no benchmark results in:\n%s", out)
 	}
-	sec.tables = append(sec.tables, mdTable([]string{"request", "ns/op", "B/op", "allocs/op"}, rows))
-	for _, name := range []string{"passthrough/not_sampled", "passthrough/not_matched"} {
-		sec.verdict(allocs[name] == "0", "%s: %s allocs/op", name, allocs[name])
-	}
-	return []section{sec}, nil
+	return rows, nil
 }

@@ -21,6 +21,7 @@ type mirrorConfig struct {
 	matchHeader bool     // a matcher that never matches
 	maxBodySize int64
 	maxInFlight int
+	compare     bool // compare the shadow's responses with the primary's
 }
 
 // proxyProcess is a running Caddy or nginx.
@@ -49,6 +50,9 @@ func caddyJSON(port, adminPort int, primary, shadow string, m *mirrorConfig) ([]
 		target := map[string]any{"upstream": "http://" + shadow}
 		if m.percent != nil {
 			target["percent"] = *m.percent
+		}
+		if m.compare {
+			target["compare"] = map[string]any{"headers": []string{"Content-Type"}}
 		}
 		if m.matchHeader {
 			target["match"] = []any{map[string]any{"header": map[string]any{"X-Never-Sent": []string{"yes"}}}}

@@ -24,6 +24,7 @@ var allScenarios = []scenario{
 	{"5", "large uploads", largeUploads},
 	{"6", "memory bound", memoryBound},
 	{"7", "allocations", allocations},
+	{"8", "comparison cost", comparisonCost},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -86,6 +87,12 @@ func unsaturatedIsolation(cfg *config, env *environment) ([]section, error) {
 	// shadow with a sixteenth of the default in-flight limit.
 	variants = append(variants, variant{name: "caddy mirror, hanging shadow, max_in_flight 64", server: "caddy",
 		mirror: &mirrorConfig{shadow: shadowHanging, maxInFlight: 64}})
+	// Comparing each shadow response with the primary's must not cost the
+	// client either: it happens in the mirror's goroutines.
+	for _, kind := range []string{shadowFast, shadowSlow} {
+		variants = append(variants, variant{name: "caddy mirror, " + kind + " shadow, compared", server: "caddy",
+			mirror: &mirrorConfig{shadow: kind, compare: true}})
+	}
 	res, err := interleave(cfg, env, variants, func(variant) phase {
 		return phase{open: true, rate: rate, conns: 1, method: http.MethodGet, duration: cfg.phase}
 	}, time.Second)
