@@ -272,3 +272,58 @@ func TestCompareReleasesBuffersOnce(t *testing.T) {
 			r.Compared, r.WithNoise, r.Counts, requests)
 	}
 }
+
+// TestCompareLongPollIsStreaming: a primary still answering when the
+// target's timeout ends is a long poll; it is counted skipped_streaming,
+// and its client still gets the whole response.
+func TestCompareLongPollIsStreaming(t *testing.T) {
+	shadow := jsonServer(t, "", `{"events":[]}`)
+	release := make(chan struct{})
+	primary := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		_, err := io.WriteString(w, `{"events":[1]}`)
+		return err
+	})
+	rec := recordOutcomes(t)
+	h := provisionHandler(t, `{"targets":[{"name":"long-poll","upstream":"`+shadow.URL+`","timeout":"50ms","compare":{}}]}`)
+	front := serveThrough(t, h, primary)
+
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(front.URL + "/poll")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(body)
+	}()
+	// the copy's outcome is counted once its comparison gave up waiting
+	if o := rec.wait(t, 1); o[0].outcome != mirrored {
+		t.Errorf("outcome %v, want mirrored", o[0].outcome)
+	}
+	close(release)
+	if body := receive(t, got, "the primary's response"); body != `{"events":[1]}` {
+		t.Errorf("client got %q", body)
+	}
+	if r := h.Targets[0].report.snapshot("long-poll"); r.Counts["skipped_streaming"] != 1 || r.Compared != 0 {
+		t.Errorf("counts %v, %d compared; want one skipped_streaming", r.Counts, r.Compared)
+	}
+}
+
+func TestIsJSON(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json":                true,
+		"Application/JSON; charset=utf-8": true,
+		"application/problem+json":        true,
+		"text/json":                       false,
+		"text/html":                       false,
+		"":                                false,
+	} {
+		if got := isJSON(ct); got != want {
+			t.Errorf("isJSON(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}

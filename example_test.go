@@ -60,3 +60,26 @@ func TestExampleJSONValidates(t *testing.T) {
 		t.Errorf("example/caddy.json does not validate: %v", err)
 	}
 }
+
+// TestCompareExampleLoads adapts example/compare.Caddyfile without
+// warnings and validates the result, as `caddy run` would.
+func TestCompareExampleLoads(t *testing.T) {
+	src, err := os.ReadFile("example/compare.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "example/compare.Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapting example/compare.Caddyfile: %v", err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("adapting example/compare.Caddyfile warned: %v", warnings)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(adapted, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Errorf("example/compare.Caddyfile does not validate: %v", err)
+	}
+}
