@@ -54,6 +54,7 @@ const (
 	shadowHanging   = "hanging"   // never answers
 	shadowRefusing  = "refusing"  // nothing listens
 	shadowResetting = "resetting" // resets every connection
+	shadowFlapping  = "flapping"  // fast, slow, hanging or down, as the soak sets it
 )
 
 // newShadow starts a shadow of the given kind.

@@ -73,6 +73,21 @@ func (e *environment) primaryReceived() (int64, error) {
 	return strconv.ParseInt(string(body), 10, 64)
 }
 
+// setFlapping switches the flapping shadow to mode: fast, slow, hanging or
+// down.
+func (e *environment) setFlapping(mode string) error {
+	resp, err := http.Post("http://"+e.control+"/flapping?mode="+mode, "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("setting the flapping shadow to %s: %s", mode, msg)
+	}
+	return nil
+}
+
 // close stops the child: it exits when its standard input closes.
 func (e *environment) close() {
 	e.stdin.Close()
@@ -95,7 +110,18 @@ func serveBackends(primaryDelay time.Duration) error {
 		}
 		addrs.Shadows[kind] = s.addr
 	}
+	flapping, err := newFlappingShadow()
+	if err != nil {
+		return err
+	}
+	addrs.Shadows[shadowFlapping] = flapping.addr
 	control, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/flapping" {
+			if err := flapping.set(r.URL.Query().Get("mode")); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+			}
+			return
+		}
 		fmt.Fprint(w, primary.received.Load())
 	}))
 	if err != nil {

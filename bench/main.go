@@ -6,6 +6,7 @@
 //
 //	go run ./bench            # the full suite, about 20 minutes
 //	go run ./bench -quick     # a smoke test of every scenario, as CI runs it
+//	go run ./bench -soak 10m  # the soak: a steady load while the shadow flaps
 package main
 
 import (
@@ -34,6 +35,7 @@ type config struct {
 	scenarios    []string
 	nginx        string // path of nginx; "" when not used
 	caddy        string // path of the Caddy built for the run
+	soak         soakConfig
 }
 
 func main() {
@@ -50,6 +52,10 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "", "folder for RESULTS.md and the charts (default: bench/, or a temporary folder with -quick)")
 	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8", "scenarios to run, by number")
 	noNginx := flag.Bool("no-nginx", false, "skip nginx even when it is installed")
+	var soak soakConfig
+	flag.DurationVar(&soak.duration, "soak", 0, "instead of the scenarios, soak the mirror this long while the shadow flaps, and write SOAK.md and soak.png")
+	flag.DurationVar(&soak.every, "flap-every", 30*time.Second, "with -soak: how long the shadow keeps each behaviour")
+	flag.Float64Var(&soak.rate, "soak-rate", 200, "with -soak: requests per second")
 	backendsOnly := flag.Bool("backends", false, "internal: serve the backends for a parent bench process")
 	flag.Parse()
 	if *backendsOnly {
@@ -63,6 +69,7 @@ func main() {
 	if cfg.quick {
 		cfg.reps, cfg.phase, cfg.memoryPhase, cfg.warmup = 1, time.Second, 3*time.Second, 200*time.Millisecond
 	}
+	cfg.soak = soak
 	if err := run(&cfg, *noNginx); err != nil {
 		log.Fatalf("FAILED: %v", err)
 	}
@@ -107,6 +114,10 @@ func run(cfg *config, noNginx bool) error {
 	}
 	defer env.close()
 
+	if cfg.soak.duration > 0 {
+		log.Printf("soak: %s at %.0f req/s, the shadow flapping every %s", cfg.soak.duration, cfg.soak.rate, cfg.soak.every)
+		return runSoak(cfg, env, cfg.soak)
+	}
 	rep := &report{cfg: cfg, started: time.Now()}
 	for _, s := range allScenarios {
 		if !slices.Contains(cfg.scenarios, s.id) && !(s.id == "2" && slices.Contains(cfg.scenarios, "3")) {
