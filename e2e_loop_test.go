@@ -1,6 +1,8 @@
 package mirror
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -87,6 +89,46 @@ func TestE2E_RejectedConfigKeepsServing(t *testing.T) {
 		}
 		if o := rec.wait(t, 1)[0]; o.outcome != mirrored {
 			t.Errorf("after a rejected load, outcome = %v, want mirrored by the previous config", o.outcome)
+		}
+	}
+}
+
+// TestE2E_EveryInvalidConfigIsRejected loads each invalid mirror config
+// through POST /load over a good one: each is refused with an error that
+// names its field, and the good config keeps serving and mirroring.
+func TestE2E_EveryInvalidConfigIsRejected(t *testing.T) {
+	rec := recordOutcomes(t)
+	primary := newBackend(t, http.StatusOK, "v1")
+	shadow := newBackend(t, http.StatusOK, "shadow")
+	tester := loadSites(t, fmt.Sprintf(":9080 {\n\tmirror http://%s\n\treverse_proxy %s\n}\n", shadow.addr(), primary.addr()))
+	defer unloadMirrors(tester)
+	proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": primary.addr()}}}
+
+	for _, tc := range invalidConfigs {
+		var handler map[string]any
+		if err := json.Unmarshal([]byte(tc.cfg), &handler); err != nil {
+			t.Fatal(err)
+		}
+		handler["handler"] = "mirror"
+		req, _ := http.NewRequest(http.MethodPost, adminURL+"/load", bytes.NewReader(reloadConfig(handler, proxy)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msg struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&msg)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK || !strings.Contains(msg.Error, tc.wantErr) {
+			t.Errorf("%s: POST /load answered %d %q; want a rejection containing %q", tc.name, resp.StatusCode, msg.Error, tc.wantErr)
+		}
+
+		get, _ := http.NewRequest(http.MethodGet, frontURL+"/still", nil)
+		if status, body := do(t, tester, get); status != 200 || body != "v1" {
+			t.Fatalf("%s: after the rejected load, client got %d %q, want 200 v1", tc.name, status, body)
+		}
+		if o := rec.wait(t, 1)[0]; o.outcome != mirrored {
+			t.Errorf("%s: after the rejected load, outcome = %v, want mirrored by the previous config", tc.name, o.outcome)
 		}
 	}
 }

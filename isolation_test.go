@@ -138,6 +138,25 @@ func TestIsolation(t *testing.T) {
 			},
 		},
 		{
+			name: "reading the body slowly", timeout: "1m", want: mirrored,
+			shadow: func(t *testing.T, release <-chan struct{}) (string, <-chan struct{}) {
+				got := make(chan struct{}, 2)
+				addr, _ := rawShadow(t, func(conn net.Conn) {
+					defer conn.Close()
+					req, err := http.ReadRequest(bufio.NewReader(conn))
+					if err != nil {
+						return
+					}
+					_, _ = req.Body.Read(make([]byte, 1)) // a byte, then nothing until released
+					got <- struct{}{}
+					<-release
+					_, _ = io.Copy(io.Discard, req.Body)
+					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				})
+				return "http://" + addr, got
+			},
+		},
+		{
 			name: "hanging", timeout: "2s", want: failed,
 			shadow: func(t *testing.T, _ <-chan struct{}) (string, <-chan struct{}) {
 				got := make(chan struct{}, 2)

@@ -107,6 +107,14 @@ func TestMaxRate(t *testing.T) {
 }
 
 func TestCleanupCancelsCopiesAndLeavesNoGoroutines(t *testing.T) {
+	for _, compare := range []*Compare{nil, {NoiseFrom: "noise"}} {
+		t.Run(fmt.Sprintf("compared %v", compare != nil), func(t *testing.T) {
+			testCleanupCancelsCopies(t, compare)
+		})
+	}
+}
+
+func testCleanupCancelsCopies(t *testing.T, compare *Compare) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	rec := recordOutcomes(t)
 	shadow, got, release := holdingShadow(t) // never released
@@ -114,7 +122,12 @@ func TestCleanupCancelsCopiesAndLeavesNoGoroutines(t *testing.T) {
 	defer shadow.Close()
 
 	h := new(Handler)
-	h.Targets = []*Target{{Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour)}}
+	h.Targets = []*Target{{Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour), Compare: compare}}
+	if compare != nil {
+		// its noise target holds its copies too
+		h.Targets = append(h.Targets, &Target{Name: "noise", Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour), Percent: new(float64)})
+	}
+	copiesPerRequest := len(h.Targets)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	if err := h.Provision(ctx); err != nil {
@@ -131,7 +144,9 @@ func TestCleanupCancelsCopiesAndLeavesNoGoroutines(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		receive(t, got, "a copy at the shadow")
+		for range copiesPerRequest {
+			receive(t, got, "a copy at the shadow")
+		}
 	}
 	client.CloseIdleConnections()
 	front.Close()
@@ -139,7 +154,7 @@ func TestCleanupCancelsCopiesAndLeavesNoGoroutines(t *testing.T) {
 	if err := h.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range rec.wait(t, 3) {
+	for _, o := range rec.wait(t, 3*copiesPerRequest) {
 		if o.outcome != failed {
 			t.Errorf("outcome of a copy cancelled by Cleanup = %v, want failed", o.outcome)
 		}
@@ -153,8 +168,10 @@ func TestCleanupCancelsCopiesAndLeavesNoGoroutines(t *testing.T) {
 	if err := h.ServeHTTP(httptest.NewRecorder(), r, checksumPrimary); err != nil {
 		t.Fatal(err)
 	}
-	if o := rec.wait(t, 1)[0]; o.outcome != failed {
-		t.Errorf("outcome of a copy after Cleanup = %v, want failed", o.outcome)
+	for _, o := range rec.wait(t, copiesPerRequest) {
+		if o.outcome != failed {
+			t.Errorf("outcome of a copy after Cleanup = %v, want failed", o.outcome)
+		}
 	}
 	cancel() // unloads the transport, closing its idle connections
 }

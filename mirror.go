@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
 
 func init() {
@@ -193,6 +194,16 @@ func (h *Handler) Cleanup() error {
 	}
 	h.cancel()
 	<-done
+	// Connections that copies gave back after the transport was cleaned
+	// up would stay idle until their idle timeout: close them now.
+	for _, t := range h.Targets {
+		if t == nil {
+			continue
+		}
+		if ht, ok := t.Transport.(*reverseproxy.HTTPTransport); ok && ht.Transport != nil {
+			ht.Transport.CloseIdleConnections()
+		}
+	}
 	return nil
 }
 

@@ -27,46 +27,50 @@ func loadHandler(t *testing.T, cfg string) (*Handler, error) {
 	return h, h.Validate()
 }
 
+// invalidConfigs is every invalid value of the handler's JSON config, with
+// the part of the error that names its field.
+var invalidConfigs = []struct {
+	name    string
+	cfg     string
+	wantErr string
+}{
+	{"no targets", `{}`, "targets: at least one target is required"},
+	{"empty targets", `{"targets":[]}`, "targets: at least one target is required"},
+	{"null target", `{"targets":[null]}`, "targets[0]"},
+	{"upstream missing", `{"targets":[{"percent":5}]}`, "targets[0]: upstream is required"},
+	{"upstream scheme", `{"targets":[{"upstream":"ftp://x"}]}`, "upstream \"ftp://x\": scheme must be http or https"},
+	{"upstream without scheme", `{"targets":[{"upstream":"127.0.0.1:9002"}]}`, "upstream"},
+	{"upstream without host", `{"targets":[{"upstream":"http:///path"}]}`, "a host is required"},
+	{"upstream with query", `{"targets":[{"upstream":"http://x/?a=1"}]}`, "a query is not allowed"},
+	{"upstream with fragment", `{"targets":[{"upstream":"http://x/#frag"}]}`, "a fragment is not allowed"},
+	{"upstream with user info", `{"targets":[{"upstream":"http://u:p@x"}]}`, "user info is not allowed"},
+	{"upstream with request placeholder", `{"targets":[{"upstream":"http://{http.request.host}"}]}`, "upstream"},
+	{"second target bad", `{"targets":[{"upstream":"http://a"},{"upstream":"gopher://b"}]}`, "targets[1]: upstream"},
+	{"percent over 100", `{"targets":[{"upstream":"http://a","percent":100.5}]}`, "targets[0]: percent must be between 0 and 100, got 100.5"},
+	{"percent negative", `{"targets":[{"upstream":"http://a","percent":-1}]}`, "percent must be between 0 and 100, got -1"},
+	{"max_rate negative", `{"targets":[{"upstream":"http://a","max_rate":-1}]}`, "max_rate must not be negative, got -1"},
+	{"timeout negative", `{"targets":[{"upstream":"http://a","timeout":"-1s"}]}`, "timeout must not be negative"},
+	{"max_body_size negative", `{"targets":[{"upstream":"http://a"}],"max_body_size":-1}`, "max_body_size must not be negative, got -1"},
+	{"max_in_flight negative", `{"targets":[{"upstream":"http://a"}],"max_in_flight":-1}`, "max_in_flight must not be negative, got -1"},
+	{"unknown matcher", `{"targets":[{"upstream":"http://a","match":[{"colour":"blue"}]}]}`, "loading matchers"},
+	{"unknown transport", `{"targets":[{"upstream":"http://a","transport":{"protocol":"pigeon"}}]}`, "loading transport"},
+	{"transport without protocol", `{"targets":[{"upstream":"http://a","transport":{}}]}`, "loading transport"},
+	{"bad header regexp", `{"targets":[{"upstream":"http://a","headers":{"replace":{"X":[{"search_regexp":"(","replace":""}]}}}]}`, "provisioning headers"},
+	{"duplicate names", `{"targets":[{"name":"x","upstream":"http://a"},{"name":"x","upstream":"http://b"}]}`, "targets[1]: name \"x\" is already used"},
+	{"name equal to another's upstream", `{"targets":[{"upstream":"http://a"},{"name":"http://a","upstream":"http://b"}]}`, "targets[1]: name \"http://a\" is already used"},
+	{"noise_from unknown", `{"targets":[{"upstream":"http://a","compare":{"noise_from":"nobody"}}]}`, "targets[0]: compare.noise_from: no target is named \"nobody\""},
+	{"noise_from itself", `{"targets":[{"name":"c","upstream":"http://a","compare":{"noise_from":"c"}}]}`, "targets[0]: compare.noise_from: a target cannot be its own noise source"},
+	{"compare body", `{"targets":[{"upstream":"http://a","compare":{"body":"xml"}}]}`, "targets[0]: compare.body must be auto, json, bytes or off, got \"xml\""},
+	{"compare max_body_size", `{"targets":[{"upstream":"http://a","compare":{"max_body_size":-1}}]}`, "compare.max_body_size must not be negative, got -1"},
+	{"compare threshold", `{"targets":[{"upstream":"http://a","compare":{"threshold":-0.5}}]}`, "compare.threshold must be between 0 and 100, got -0.5"},
+	{"compare samples", `{"targets":[{"upstream":"http://a","compare":{"samples":-2}}]}`, "compare.samples must not be negative, got -2"},
+	{"compare ignore", `{"targets":[{"upstream":"http://a","compare":{"ignore":["/ok","meta/id"]}}]}`, "compare.ignore[1]: \"meta/id\" is not a JSON pointer"},
+	{"compare headers", `{"targets":[{"upstream":"http://a","compare":{"headers":["Content Type"]}}]}`, "compare.headers[0]: \"Content Type\" is not a header field name"},
+	{"compare status type", `{"targets":[{"upstream":"http://a","compare":{"status":"yes"}}]}`, "status"},
+}
+
 func TestValidate_Error(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		cfg     string
-		wantErr string
-	}{
-		{"no targets", `{}`, "targets: at least one target is required"},
-		{"empty targets", `{"targets":[]}`, "targets: at least one target is required"},
-		{"null target", `{"targets":[null]}`, "targets[0]"},
-		{"upstream missing", `{"targets":[{"percent":5}]}`, "targets[0]: upstream is required"},
-		{"upstream scheme", `{"targets":[{"upstream":"ftp://x"}]}`, "upstream \"ftp://x\": scheme must be http or https"},
-		{"upstream without scheme", `{"targets":[{"upstream":"127.0.0.1:9002"}]}`, "upstream"},
-		{"upstream without host", `{"targets":[{"upstream":"http:///path"}]}`, "a host is required"},
-		{"upstream with query", `{"targets":[{"upstream":"http://x/?a=1"}]}`, "a query is not allowed"},
-		{"upstream with fragment", `{"targets":[{"upstream":"http://x/#frag"}]}`, "a fragment is not allowed"},
-		{"upstream with user info", `{"targets":[{"upstream":"http://u:p@x"}]}`, "user info is not allowed"},
-		{"upstream with request placeholder", `{"targets":[{"upstream":"http://{http.request.host}"}]}`, "upstream"},
-		{"second target bad", `{"targets":[{"upstream":"http://a"},{"upstream":"gopher://b"}]}`, "targets[1]: upstream"},
-		{"percent over 100", `{"targets":[{"upstream":"http://a","percent":100.5}]}`, "targets[0]: percent must be between 0 and 100, got 100.5"},
-		{"percent negative", `{"targets":[{"upstream":"http://a","percent":-1}]}`, "percent must be between 0 and 100, got -1"},
-		{"max_rate negative", `{"targets":[{"upstream":"http://a","max_rate":-1}]}`, "max_rate must not be negative, got -1"},
-		{"timeout negative", `{"targets":[{"upstream":"http://a","timeout":"-1s"}]}`, "timeout must not be negative"},
-		{"max_body_size negative", `{"targets":[{"upstream":"http://a"}],"max_body_size":-1}`, "max_body_size must not be negative, got -1"},
-		{"max_in_flight negative", `{"targets":[{"upstream":"http://a"}],"max_in_flight":-1}`, "max_in_flight must not be negative, got -1"},
-		{"unknown matcher", `{"targets":[{"upstream":"http://a","match":[{"colour":"blue"}]}]}`, "loading matchers"},
-		{"unknown transport", `{"targets":[{"upstream":"http://a","transport":{"protocol":"pigeon"}}]}`, "loading transport"},
-		{"transport without protocol", `{"targets":[{"upstream":"http://a","transport":{}}]}`, "loading transport"},
-		{"bad header regexp", `{"targets":[{"upstream":"http://a","headers":{"replace":{"X":[{"search_regexp":"(","replace":""}]}}}]}`, "provisioning headers"},
-		{"duplicate names", `{"targets":[{"name":"x","upstream":"http://a"},{"name":"x","upstream":"http://b"}]}`, "targets[1]: name \"x\" is already used"},
-		{"name equal to another's upstream", `{"targets":[{"upstream":"http://a"},{"name":"http://a","upstream":"http://b"}]}`, "targets[1]: name \"http://a\" is already used"},
-		{"noise_from unknown", `{"targets":[{"upstream":"http://a","compare":{"noise_from":"nobody"}}]}`, "targets[0]: compare.noise_from: no target is named \"nobody\""},
-		{"noise_from itself", `{"targets":[{"name":"c","upstream":"http://a","compare":{"noise_from":"c"}}]}`, "targets[0]: compare.noise_from: a target cannot be its own noise source"},
-		{"compare body", `{"targets":[{"upstream":"http://a","compare":{"body":"xml"}}]}`, "targets[0]: compare.body must be auto, json, bytes or off, got \"xml\""},
-		{"compare max_body_size", `{"targets":[{"upstream":"http://a","compare":{"max_body_size":-1}}]}`, "compare.max_body_size must not be negative, got -1"},
-		{"compare threshold", `{"targets":[{"upstream":"http://a","compare":{"threshold":-0.5}}]}`, "compare.threshold must be between 0 and 100, got -0.5"},
-		{"compare samples", `{"targets":[{"upstream":"http://a","compare":{"samples":-2}}]}`, "compare.samples must not be negative, got -2"},
-		{"compare ignore", `{"targets":[{"upstream":"http://a","compare":{"ignore":["/ok","meta/id"]}}]}`, "compare.ignore[1]: \"meta/id\" is not a JSON pointer"},
-		{"compare headers", `{"targets":[{"upstream":"http://a","compare":{"headers":["Content Type"]}}]}`, "compare.headers[0]: \"Content Type\" is not a header field name"},
-		{"compare status type", `{"targets":[{"upstream":"http://a","compare":{"status":"yes"}}]}`, "status"},
-	} {
+	for _, tc := range invalidConfigs {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadHandler(t, tc.cfg)
 			if err == nil {
