@@ -17,17 +17,7 @@ var update = flag.Bool("update", false, "rewrite example/caddy.json from example
 // TestExampleCaddyfileAdapts is the golden test for the demo: the Caddyfile
 // adapts, without warnings, to exactly the JSON in example/caddy.json.
 func TestExampleCaddyfileAdapts(t *testing.T) {
-	src, err := os.ReadFile("example/Caddyfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "example/Caddyfile"})
-	if err != nil {
-		t.Fatalf("adapting example/Caddyfile: %v", err)
-	}
-	if len(warnings) > 0 {
-		t.Errorf("adapting example/Caddyfile warned: %v", warnings)
-	}
+	adapted := adaptFile(t, "example/Caddyfile")
 	if *update {
 		var v any
 		_ = json.Unmarshal(adapted, &v)
@@ -64,17 +54,7 @@ func TestExampleJSONValidates(t *testing.T) {
 // TestCompareExampleLoads adapts example/compare.Caddyfile without
 // warnings and validates the result, as `caddy run` would.
 func TestCompareExampleLoads(t *testing.T) {
-	src, err := os.ReadFile("example/compare.Caddyfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "example/compare.Caddyfile"})
-	if err != nil {
-		t.Fatalf("adapting example/compare.Caddyfile: %v", err)
-	}
-	if len(warnings) > 0 {
-		t.Errorf("adapting example/compare.Caddyfile warned: %v", warnings)
-	}
+	adapted := adaptFile(t, "example/compare.Caddyfile")
 	var cfg caddy.Config
 	if err := json.Unmarshal(adapted, &cfg); err != nil {
 		t.Fatal(err)
@@ -82,4 +62,22 @@ func TestCompareExampleLoads(t *testing.T) {
 	if err := caddy.Validate(&cfg); err != nil {
 		t.Errorf("example/compare.Caddyfile does not validate: %v", err)
 	}
+}
+
+// adaptFile adapts the Caddyfile at path, failing the test on an error or
+// a warning.
+func adaptFile(t *testing.T, path string) []byte {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": path})
+	if err != nil {
+		t.Fatalf("adapting %s: %v", path, err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("adapting %s warned: %v", path, warnings)
+	}
+	return adapted
 }

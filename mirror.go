@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -313,95 +312,6 @@ func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
 	for _, c := range copies {
 		go h.send(c, body)
 	}
-}
-
-// send performs one copy's exchange with its target and records the
-// outcome. It runs in its own goroutine, on a context that outlives the
-// client's request, and never touches the original request.
-func (h *Handler) send(c pendingCopy, body *sharedBody) {
-	t := c.target
-	result := failed
-	defer h.wg.Done()
-	defer func() {
-		if err := recover(); err != nil {
-			result = failed
-			if ce := h.logger.Check(zapcore.ErrorLevel, "mirror request panicked"); ce != nil {
-				ce.Write(
-					zap.String("target", t.label),
-					zap.Any("error", err),
-					zap.ByteString("stack", debug.Stack()),
-				)
-			}
-		}
-		// the slot is free before the outcome is counted, so that a
-		// counted copy is never still in flight
-		h.release(t)
-		t.count(result)
-	}()
-
-	ctx, cancel := context.WithTimeout(h.copyCtx, t.timeout)
-	defer cancel()
-	if c.ex != nil {
-		defer func() {
-			c.response.finish()
-			if t.Compare != nil && result == mirrored {
-				h.compareCopy(ctx, c)
-			}
-			c.ex.release()
-		}()
-	}
-	req := c.req.WithContext(ctx)
-	req.Body, req.ContentLength = body.reader()
-
-	start := now()
-	resp, err := t.Transport.RoundTrip(req)
-	if err != nil {
-		if ce := h.sampledLogger.Check(zapcore.WarnLevel, "mirror request failed"); ce != nil {
-			ce.Write(
-				zap.String("target", t.label),
-				zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}),
-				zap.String("uri", req.URL.RequestURI()),
-				zap.Duration("duration", now().Sub(start)),
-				zap.Error(err),
-			)
-		}
-		return
-	}
-	if c.response != nil {
-		c.response.readFrom(resp)
-	}
-	drained, drainErr := drain(resp)
-	duration := now().Sub(start)
-	if c.response != nil {
-		c.response.duration = duration
-	}
-	t.observe(resp.StatusCode, duration)
-	result = mirrored
-	if ce := h.logger.Check(zapcore.DebugLevel, "mirrored request"); ce != nil {
-		ce.Write(
-			zap.String("target", t.label),
-			zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}),
-			zap.String("uri", req.URL.RequestURI()),
-			zap.Int("status", resp.StatusCode),
-			zap.Int64("response_bytes_read", drained),
-			zap.Duration("duration", duration),
-			zap.NamedError("drain_error", drainErr),
-		)
-	}
-}
-
-// pendingCopy is a copy that has been admitted but not yet sent: its
-// request is fully prepared, every placeholder already resolved.
-type pendingCopy struct {
-	target *Target
-	req    *http.Request
-
-	// For a copy whose response is compared or is a noise source: the
-	// exchange it belongs to, where its response goes, and for a compared
-	// copy, its noise copy's response (nil if it has none).
-	ex       *exchange
-	response *capturedResponse
-	noise    *capturedResponse
 }
 
 // now is the clock, replaceable in tests.
