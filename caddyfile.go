@@ -40,6 +40,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        max_rate    <per-second>
 //	        header_up   [+|-]<field> [<value|regexp> [<replacement>]]
 //	        timeout     <duration>
+//	        max_fails   <n>
+//	        fail_duration <duration>
 //	        transport   <module> { ... }
 //	        # compare this target's responses with the primary's
 //	        compare {
@@ -134,7 +136,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // isTargetOption reports whether name is an option of a single target.
 func isTargetOption(name string) bool {
 	switch name {
-	case "name", "percent", "match", "sample_by", "max_rate", "header_up", "timeout", "transport", "compare":
+	case "name", "percent", "match", "sample_by", "max_rate", "header_up", "timeout", "max_fails", "fail_duration", "transport", "compare":
 		return true
 	}
 	return false
@@ -220,15 +222,29 @@ func unmarshalTargetOption(d *caddyfile.Dispenser, t *Target) error {
 		}
 		return nil // RemainingArgs consumed the line
 
-	case "timeout":
+	case "timeout", "fail_duration":
 		if !d.NextArg() {
 			return d.ArgErr()
 		}
 		dur, err := caddy.ParseDuration(d.Val())
 		if err != nil || dur < 0 {
-			return d.Errf("invalid timeout '%s': must be a non-negative duration", d.Val())
+			return d.Errf("invalid %s '%s': must be a non-negative duration", name, d.Val())
 		}
-		t.Timeout = caddy.Duration(dur)
+		if name == "timeout" {
+			t.Timeout = caddy.Duration(dur)
+		} else {
+			t.FailDuration = caddy.Duration(dur)
+		}
+
+	case "max_fails":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		n, err := strconv.Atoi(d.Val())
+		if err != nil || n < -1 {
+			return d.Errf("invalid max_fails '%s': must be -1 (never unhealthy) or a positive integer", d.Val())
+		}
+		t.MaxFails = n
 
 	case "transport":
 		if !d.NextArg() {

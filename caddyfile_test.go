@@ -68,6 +68,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				header_up +X-Extra one
 				header_up X-Trace ^a(.*)$ b$1
 				timeout 5s
+				max_fails 3
+				fail_duration 1m
 				transport http {
 					dial_timeout 2s
 				}
@@ -82,6 +84,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				"max_rate":200,
 				"headers":{"add":{"X-Extra":["one"]},"set":{"X-Env":["shadow"]},"replace":{"X-Trace":[{"search_regexp":"^a(.*)$","replace":"b$1"}]}},
 				"timeout":5000000000,
+				"max_fails":3,
+				"fail_duration":60000000000,
 				"transport":{"protocol":"http","dial_timeout":2000000000}
 			}],"max_body_size":1048576,"max_in_flight":64}`,
 		},
@@ -176,6 +180,8 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"max_body_size missing", "mirror http://a {\n\tmax_body_size\n}", "wrong argument count"},
 		{"max_in_flight bad", "mirror http://a {\n\tmax_in_flight many\n}", "invalid max_in_flight 'many'"},
 		{"max_in_flight negative", "mirror http://a {\n\tmax_in_flight -1\n}", "invalid max_in_flight '-1'"},
+		{"max_fails bad", "mirror http://a {\n\tmax_fails -2\n}", "invalid max_fails '-2'"},
+		{"fail_duration bad", "mirror http://a {\n\tfail_duration -1s\n}", "invalid fail_duration '-1s'"},
 		{"name missing", "mirror http://a {\n\tname\n}", "wrong argument count"},
 		{"compare with an argument", "mirror http://a {\n\tcompare json\n}", "wrong argument count"},
 		{"compare twice", "mirror http://a {\n\tcompare\n\tcompare\n}", "compare already specified"},

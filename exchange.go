@@ -41,12 +41,14 @@ func (h *Handler) prepareComparison(r *http.Request, copies []pendingCopy) ([]pe
 			continue
 		}
 		// the noise target gets every request its candidate gets,
-		// whatever its own selection says; only its slot is checked
-		if !h.takeSlot(cmp.noise) {
-			cmp.noise.count(droppedInFlight)
+		// whatever its own selection says; only its health and a slot
+		// are checked
+		probe, reason, ok := h.admitSending(cmp.noise)
+		if !ok {
+			cmp.noise.count(reason)
 			continue
 		}
-		copies = append(copies, pendingCopy{target: cmp.noise, req: cmp.noise.newCopy(r)})
+		copies = append(copies, pendingCopy{target: cmp.noise, req: cmp.noise.newCopy(r), probe: probe})
 	}
 	if !comparing {
 		return copies, nil

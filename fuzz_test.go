@@ -114,7 +114,7 @@ func FuzzTeeBody(f *testing.F) {
 		r, _ := http.NewRequest(http.MethodPost, "http://front/", nil)
 		r = withCaddyContext(nil, r)
 		tg := h.Targets[0]
-		if _, ok := h.admit(tg, r); !ok {
+		if _, _, ok := h.admit(tg, r); !ok {
 			t.Fatal("admit refused a copy")
 		}
 		source := io.NopCloser(&chunkedReader{data: bytes.Clone(data), sizes: sourceSizes})

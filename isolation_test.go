@@ -151,7 +151,7 @@ func TestIsolation(t *testing.T) {
 					got <- struct{}{}
 					<-release
 					_, _ = io.Copy(io.Discard, req.Body)
-					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 				})
 				return "http://" + addr, got
 			},

@@ -14,6 +14,7 @@ const (
 	failed                               // a transport error, a timeout or a cancellation
 	droppedInFlight                      // max_in_flight was reached
 	droppedRate                          // max_rate was reached
+	droppedUnhealthy                     // the target's recent copies failed
 	skippedBodyTooLarge                  // the body is over max_body_size
 	skippedBodyIncomplete                // the body was not read to its end
 	skippedUnsupported                   // an Upgrade or CONNECT request
@@ -26,6 +27,7 @@ var outcomeNames = [numOutcomes]string{
 	failed:                "failed",
 	droppedInFlight:       "dropped_in_flight",
 	droppedRate:           "dropped_rate",
+	droppedUnhealthy:      "dropped_unhealthy",
 	skippedBodyTooLarge:   "skipped_body_too_large",
 	skippedBodyIncomplete: "skipped_body_incomplete",
 	skippedUnsupported:    "skipped_unsupported",

@@ -70,9 +70,11 @@ type Handler struct {
 }
 
 const (
-	defaultMaxBodySize = 1 << 20
-	defaultMaxInFlight = 1024
-	defaultTimeout     = 10 * time.Second
+	defaultMaxBodySize  = 1 << 20
+	defaultMaxInFlight  = 1024
+	defaultTimeout      = 10 * time.Second
+	defaultMaxFails     = 5
+	defaultFailDuration = 10 * time.Second
 
 	// cleanupGracePeriod is how long Cleanup lets copies in flight finish
 	// before it cancels them.
@@ -213,11 +215,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !t.selects(r) {
 			continue
 		}
-		if reason, ok := h.admit(t, r); !ok {
+		probe, reason, ok := h.admit(t, r)
+		if !ok {
 			t.count(reason)
 			continue
 		}
-		copies = append(copies, pendingCopy{target: t, req: t.newCopy(r)})
+		copies = append(copies, pendingCopy{target: t, req: t.newCopy(r), probe: probe})
 	}
 	if len(copies) == 0 {
 		return next.ServeHTTP(w, r)
@@ -247,31 +250,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // admit applies the checks that may stop a selected request from being
-// copied to t, in order of cost, and takes an in-flight slot when they pass.
-func (h *Handler) admit(t *Target, r *http.Request) (outcome, bool) {
+// copied to t, in order of cost, and takes an in-flight slot when they
+// pass. It reports whether the copy is an unhealthy target's probe.
+func (h *Handler) admit(t *Target, r *http.Request) (probe bool, reason outcome, ok bool) {
 	if reason, skip := unsupported(r); skip {
-		return reason, false
+		return false, reason, false
 	}
 	if r.ContentLength > h.MaxBodySize {
-		return skippedBodyTooLarge, false
+		return false, skippedBodyTooLarge, false
 	}
 	if !t.sampler.allow() {
-		return droppedRate, false
+		return false, droppedRate, false
 	}
-	if !h.takeSlot(t) {
-		return droppedInFlight, false
-	}
-	return 0, true
+	return h.admitSending(t)
 }
 
-// takeSlot takes an in-flight slot for a copy to t, if one is free.
-func (h *Handler) takeSlot(t *Target) bool {
+// admitSending applies the checks that a copy to t must pass whatever
+// chose it: t's health and a free in-flight slot, which it takes.
+func (h *Handler) admitSending(t *Target) (probe bool, reason outcome, ok bool) {
+	ok, probe = t.health.allow()
+	if !ok {
+		return false, droppedUnhealthy, false
+	}
 	if h.inFlight.Add(1) > int64(h.MaxInFlight) {
 		h.inFlight.Add(-1)
-		return false
+		if probe {
+			t.health.cancelProbe()
+		}
+		return false, droppedInFlight, false
 	}
 	t.inFlight.Inc()
-	return true
+	return probe, 0, true
 }
 
 // release gives back the in-flight slot that admit took for a copy to t.
@@ -286,6 +295,9 @@ func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
 	for _, c := range copies {
 		c.target.count(reason)
 		h.release(c.target)
+		if c.probe {
+			c.target.health.cancelProbe()
+		}
 		if c.ex != nil {
 			c.response.finish()
 			c.ex.release()

@@ -29,9 +29,10 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 				)
 			}
 		}
-		// the slot is free before the outcome is counted, so that a
-		// counted copy is never still in flight
+		// the slot is free and the target's health updated before the
+		// outcome is counted, so that a counted copy is never in flight
 		h.release(t)
+		t.health.record(result == mirrored, c.probe)
 		t.count(result)
 	}()
 
@@ -91,6 +92,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 type pendingCopy struct {
 	target *Target
 	req    *http.Request
+	probe  bool // the probe of an unhealthy target
 
 	// For a copy whose response is compared or is a noise source: the
 	// exchange it belongs to, where its response goes, and for a compared

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -73,6 +74,19 @@ type Target struct {
 	// negative. Default: 10s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
+	// How many copies in a row must fail (a transport error or a timeout;
+	// any response counts as a success) for the target to be marked
+	// unhealthy. While it is, its copies are dropped at once (outcome
+	// dropped_unhealthy) without a connection being made, and every
+	// fail_duration one copy goes through as a probe; a probe that gets a
+	// response makes the target healthy again. -1 never marks it
+	// unhealthy. Default: 5.
+	MaxFails int `json:"max_fails,omitempty"`
+
+	// How long an unhealthy target is left alone before a probe copy is
+	// sent. Must not be negative. Default: 10s.
+	FailDuration caddy.Duration `json:"fail_duration,omitempty"`
+
 	// The transport that sends the copies: any http.reverse_proxy.transport
 	// module, so TLS, HTTP/2, dial timeouts and keep-alive work as they do
 	// in reverse_proxy. For the http transport, unless set otherwise, the
@@ -95,6 +109,7 @@ type Target struct {
 	timeout     time.Duration
 	matcherSets caddyhttp.MatcherSets
 	sampler     *sampler
+	health      *health
 	counters    [numOutcomes]prometheus.Counter
 	inFlight    prometheus.Gauge
 	durations   prometheus.ObserverVec
@@ -132,6 +147,7 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 		t.timeout = defaultTimeout
 	}
 	t.sampler = newSampler(t.Percent, t.SampleBy, t.MaxRate)
+	t.provisionHealth(ctx.Logger())
 
 	if err := t.provisionMatchers(ctx); err != nil {
 		return err
@@ -185,10 +201,36 @@ func (t *Target) validate() error {
 	if t.Timeout < 0 {
 		return fmt.Errorf("timeout must not be negative, got %v", time.Duration(t.Timeout))
 	}
+	if t.MaxFails < -1 {
+		return fmt.Errorf("max_fails must be -1 (never unhealthy) or more, got %d", t.MaxFails)
+	}
+	if t.FailDuration < 0 {
+		return fmt.Errorf("fail_duration must not be negative, got %v", time.Duration(t.FailDuration))
+	}
 	if t.Compare != nil {
 		return t.Compare.validate()
 	}
 	return nil
+}
+
+// provisionHealth sets up the target's circuit breaker, which logs when
+// the target turns unhealthy and back.
+func (t *Target) provisionHealth(logger *zap.Logger) {
+	maxFails, failDuration := t.MaxFails, time.Duration(t.FailDuration)
+	if maxFails == 0 {
+		maxFails = defaultMaxFails
+	}
+	if failDuration == 0 {
+		failDuration = defaultFailDuration
+	}
+	t.health = newHealth(maxFails, failDuration, func(healthy bool) {
+		if healthy {
+			logger.Info("mirror target healthy again", zap.String("target", t.label))
+			return
+		}
+		logger.Warn("mirror target unhealthy: dropping its copies, probing it again after fail_duration",
+			zap.String("target", t.label), zap.Int("consecutive_failures", maxFails), zap.Duration("fail_duration", failDuration))
+	})
 }
 
 // count records one request's outcome for this target.

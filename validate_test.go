@@ -56,6 +56,8 @@ var invalidConfigs = []struct {
 	{"unknown transport", `{"targets":[{"upstream":"http://a","transport":{"protocol":"pigeon"}}]}`, "loading transport"},
 	{"transport without protocol", `{"targets":[{"upstream":"http://a","transport":{}}]}`, "loading transport"},
 	{"bad header regexp", `{"targets":[{"upstream":"http://a","headers":{"replace":{"X":[{"search_regexp":"(","replace":""}]}}}]}`, "provisioning headers"},
+	{"max_fails", `{"targets":[{"upstream":"http://a","max_fails":-2}]}`, "targets[0]: max_fails must be -1 (never unhealthy) or more, got -2"},
+	{"fail_duration", `{"targets":[{"upstream":"http://a","fail_duration":"-1s"}]}`, "targets[0]: fail_duration must not be negative"},
 	{"duplicate names", `{"targets":[{"name":"x","upstream":"http://a"},{"name":"x","upstream":"http://b"}]}`, "targets[1]: name \"x\" is already used"},
 	{"name equal to another's upstream", `{"targets":[{"upstream":"http://a"},{"name":"http://a","upstream":"http://b"}]}`, "targets[1]: name \"http://a\" is already used"},
 	{"noise_from unknown", `{"targets":[{"upstream":"http://a","compare":{"noise_from":"nobody"}}]}`, "targets[0]: compare.noise_from: no target is named \"nobody\""},
