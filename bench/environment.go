@@ -88,6 +88,11 @@ func (e *environment) setFlapping(mode string) error {
 	return nil
 }
 
+// cpuTime is the user plus system time the backends have used.
+func (e *environment) cpuTime() time.Duration {
+	return processCPU(e.child.Process.Pid)
+}
+
 // close stops the child: it exits when its standard input closes.
 func (e *environment) close() {
 	e.stdin.Close()

@@ -41,6 +41,7 @@ type phase struct {
 type measurement struct {
 	load
 	cpu      time.Duration // the proxy's user+system time during the phase
+	backCPU  time.Duration // the backends' user+system time during the phase
 	peakRSS  int64         // the proxy's VmHWM at the end
 	samples  []sample
 	outcomes map[string]float64 // mirror outcomes from Caddy's /metrics
@@ -105,7 +106,7 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 	defer q.close()
 	closedLoop(q, ph.conns, cfg.warmup)
 
-	cpu0 := p.cpuTime()
+	cpu0, back0 := p.cpuTime(), env.cpuTime()
 	obs := observe(p, shadow, sampleEvery)
 	var m measurement
 	if ph.open {
@@ -114,7 +115,7 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 		m.load = closedLoop(q, ph.conns, ph.duration)
 	}
 	m.samples = obs.finish()
-	m.cpu = p.cpuTime() - cpu0
+	m.cpu, m.backCPU = p.cpuTime()-cpu0, env.cpuTime()-back0
 	_, m.peakRSS = p.memory()
 	// Read before scraping: every request that reached the primary by now
 	// passed the mirror, and was counted, before the scrape.
@@ -177,6 +178,16 @@ func p50(m measurement) float64        { return m.quantileMs(50) }
 func p99(m measurement) float64        { return m.quantileMs(99) }
 func cpuPer1kMs(m measurement) float64 { return float64(m.cpuPer1k()) / float64(time.Millisecond) }
 func errs(m measurement) float64       { return float64(m.errors) }
+
+// cpuShare is a process's CPU time as a share of one core over the phase.
+func cpuShare(cpu func(measurement) time.Duration) func(measurement) float64 {
+	return func(m measurement) float64 {
+		if m.elapsed <= 0 {
+			return 0
+		}
+		return float64(cpu(m)) / float64(m.elapsed)
+	}
+}
 
 // problems lists what makes a Caddy measurement wrong rather than slow:
 // errors seen by the client, copies the metrics do not account for, or no

@@ -228,8 +228,13 @@ func (p *proxyProcess) pids() []int {
 // cpuTime is the user plus system time the process group has used, from
 // the kernel's accounting.
 func (p *proxyProcess) cpuTime() time.Duration {
+	return processCPU(p.pids()...)
+}
+
+// processCPU is the user plus system time the processes have used.
+func processCPU(pids ...int) time.Duration {
 	var ticks int64
-	for _, pid := range p.pids() {
+	for _, pid := range pids {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			continue

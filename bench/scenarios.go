@@ -104,7 +104,7 @@ func unsaturatedIsolation(cfg *config, env *environment) ([]section, error) {
 		setup:  fmt.Sprintf("One keep-alive connection, open loop at %.0f req/s (half the baseline's measured capacity of %.0f req/s on one connection), GET, every request mirrored. Latency is measured from when each request was due.", rate, c),
 		target: "Throughput ≥ 0.95, p50 and p99 ≤ 1.2 of the baseline, zero primary errors, every copy counted.",
 	}
-	sec.tables = append(sec.tables, latencyTable(res, variants, baselineOf))
+	sec.tables = append(sec.tables, latencyTable(res, variants, baselineOf), cpuTable(res, variants))
 	for _, v := range variants[1:] {
 		if v.server != "caddy" {
 			continue
@@ -119,6 +119,27 @@ func unsaturatedIsolation(cfg *config, env *environment) ([]section, error) {
 	sec.latency = chartOf(res, variants)
 	sec.problems = res.problems(variants)
 	return []section{sec}, nil
+}
+
+// cpuTable shows where the CPU went during each Caddy variant's phase: in
+// Caddy and in the backends (the primary and the shadows), which share the
+// same cores, as shares of one core.
+func cpuTable(res results, variants []variant) string {
+	caddyCPU := cpuShare(func(m measurement) time.Duration { return m.cpu })
+	backCPU := cpuShare(func(m measurement) time.Duration { return m.backCPU })
+	rows := [][]string{}
+	for _, v := range variants {
+		if v.server != "caddy" {
+			continue
+		}
+		ms, base := res[v.name], res[baselineOf(v)]
+		sum := func(m measurement) float64 { return caddyCPU(m) + backCPU(m) }
+		rows = append(rows, []string{v.name,
+			ratioCell(median(ms, caddyCPU), median(base, caddyCPU), "%.2f"),
+			ratioCell(median(ms, backCPU), median(base, backCPU), "%.2f"),
+			ratioCell(median(ms, sum), median(base, sum), "%.2f")})
+	}
+	return mdTable([]string{"variant", "Caddy CPU, cores (ratio)", "backends CPU, cores (ratio)", "both (ratio)"}, rows)
 }
 
 // renameNginxBaseline names nginx's plain variant after what it runs.
