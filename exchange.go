@@ -127,7 +127,9 @@ func (h *Handler) compareCopy(ctx context.Context, c pendingCopy) {
 	select {
 	case <-c.ex.primary.done:
 	case <-ctx.Done():
-		t.skipCompare(skippedStreaming)
+		if h.copyCtx.Err() == nil { // not an unload: the primary outlived the timeout
+			t.skipCompare(skippedStreaming)
+		}
 		return
 	}
 	primary := c.ex.primary

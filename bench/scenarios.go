@@ -104,7 +104,7 @@ func unsaturatedIsolation(cfg *config, env *environment) ([]section, error) {
 		setup:  fmt.Sprintf("One keep-alive connection, open loop at %.0f req/s (half the baseline's measured capacity of %.0f req/s on one connection), GET, every request mirrored. Latency is measured from when each request was due.", rate, c),
 		target: "Throughput ≥ 0.95, p50 and p99 ≤ 1.2 of the baseline, zero primary errors, every copy counted.",
 	}
-	sec.tables = append(sec.tables, latencyTable(res, variants, baselineOf), cpuTable(res, variants))
+	sec.tables = append(sec.tables, latencyTable(res, variants, baselineOf), cpuTable(res, variants, baselineOf))
 	for _, v := range variants[1:] {
 		if v.server != "caddy" {
 			continue
@@ -124,7 +124,7 @@ func unsaturatedIsolation(cfg *config, env *environment) ([]section, error) {
 // cpuTable shows where the CPU went during each Caddy variant's phase: in
 // Caddy and in the backends (the primary and the shadows), which share the
 // same cores, as shares of one core.
-func cpuTable(res results, variants []variant) string {
+func cpuTable(res results, variants []variant, baseline func(variant) string) string {
 	caddyCPU := cpuShare(func(m measurement) time.Duration { return m.cpu })
 	backCPU := cpuShare(func(m measurement) time.Duration { return m.backCPU })
 	rows := [][]string{}
@@ -132,7 +132,7 @@ func cpuTable(res results, variants []variant) string {
 		if v.server != "caddy" {
 			continue
 		}
-		ms, base := res[v.name], res[baselineOf(v)]
+		ms, base := res[v.name], res[baseline(v)]
 		sum := func(m measurement) float64 { return caddyCPU(m) + backCPU(m) }
 		rows = append(rows, []string{v.name,
 			ratioCell(median(ms, caddyCPU), median(base, caddyCPU), "%.2f"),
@@ -181,7 +181,8 @@ func saturatedIsolation(cfg *config, env *environment) ([]section, error) {
 		row = append(row, fmt.Sprintf("%.0f", peakOpen), fmt.Sprintf("%.0f", peakTW), dash(peakG, "%.0f"), fmt.Sprintf("%.0f", median(ms, errs)), outcomesCell(ms))
 		rows = append(rows, row)
 	}
-	sec.tables = append(sec.tables, mdTable([]string{"variant", "req/s (ratio)", "p99 ms", "CPU ms per 1k req (ratio)", "peak sockets to shadow", "TIME_WAIT added", "peak goroutines", "errors", "mirror outcomes"}, rows))
+	sec.tables = append(sec.tables, mdTable([]string{"variant", "req/s (ratio)", "p99 ms", "CPU ms per 1k req (ratio)", "peak sockets to shadow", "TIME_WAIT added", "peak goroutines", "errors", "mirror outcomes"}, rows),
+		"Where the two cores went (ratios to the fast-shadow mirror):\n\n"+cpuTable(res, variants, fastOf))
 	for _, v := range variants {
 		if v.server == "caddy" && v.mirror != nil && v.mirror.shadow != shadowFast {
 			thr := median(res[v.name], rps) / median(res[fastOf(v)], rps)
