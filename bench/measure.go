@@ -42,6 +42,8 @@ type measurement struct {
 	load
 	cpu      time.Duration // the proxy's user+system time during the phase
 	backCPU  time.Duration // the backends' user+system time during the phase
+	syscalls int64         // the proxy's read and write system calls during the phase
+	switches int64         // the proxy's context switches during the phase
 	peakRSS  int64         // the proxy's VmHWM at the end
 	samples  []sample
 	outcomes map[string]float64 // mirror outcomes from Caddy's /metrics
@@ -107,6 +109,7 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 	closedLoop(q, ph.conns, cfg.warmup)
 
 	cpu0, back0 := p.cpuTime(), env.cpuTime()
+	sys0, sw0 := p.kernelWork()
 	obs := observe(p, shadow, sampleEvery)
 	var m measurement
 	if ph.open {
@@ -116,6 +119,8 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 	}
 	m.samples = obs.finish()
 	m.cpu, m.backCPU = p.cpuTime()-cpu0, env.cpuTime()-back0
+	sys1, sw1 := p.kernelWork()
+	m.syscalls, m.switches = sys1-sys0, sw1-sw0
 	_, m.peakRSS = p.memory()
 	// Read before scraping: every request that reached the primary by now
 	// passed the mirror, and was counted, before the scrape.
@@ -178,6 +183,16 @@ func p50(m measurement) float64        { return m.quantileMs(50) }
 func p99(m measurement) float64        { return m.quantileMs(99) }
 func cpuPer1kMs(m measurement) float64 { return float64(m.cpuPer1k()) / float64(time.Millisecond) }
 func errs(m measurement) float64       { return float64(m.errors) }
+
+// perRequest divides a count by the requests completed.
+func perRequest(count func(measurement) int64) func(measurement) float64 {
+	return func(m measurement) float64 {
+		if m.completed == 0 {
+			return 0
+		}
+		return float64(count(m)) / float64(m.completed)
+	}
+}
 
 // cpuShare is a process's CPU time as a share of one core over the phase.
 func cpuShare(cpu func(measurement) time.Duration) func(measurement) float64 {

@@ -249,6 +249,42 @@ func processCPU(pids ...int) time.Duration {
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
+// kernelWork returns how many read and write system calls the process
+// group has made (/proc/<pid>/io) and how many times its threads were
+// switched out (voluntary and involuntary context switches).
+func (p *proxyProcess) kernelWork() (syscalls, switches int64) {
+	for _, pid := range p.pids() {
+		if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+			for _, line := range strings.Split(string(data), "\n") {
+				var n int64
+				if _, err := fmt.Sscanf(line, "syscr: %d", &n); err == nil {
+					syscalls += n
+				}
+				if _, err := fmt.Sscanf(line, "syscw: %d", &n); err == nil {
+					syscalls += n
+				}
+			}
+		}
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				var n int64
+				if _, err := fmt.Sscanf(line, "voluntary_ctxt_switches: %d", &n); err == nil {
+					switches += n
+				}
+				if _, err := fmt.Sscanf(line, "nonvoluntary_ctxt_switches: %d", &n); err == nil {
+					switches += n
+				}
+			}
+		}
+	}
+	return syscalls, switches
+}
+
 // memory returns the group's resident set now and at its peak (VmRSS,
 // VmHWM), in bytes.
 func (p *proxyProcess) memory() (rss, peak int64) {

@@ -134,12 +134,15 @@ func cpuTable(res results, variants []variant, baseline func(variant) string) st
 		}
 		ms, base := res[v.name], res[baseline(v)]
 		sum := func(m measurement) float64 { return caddyCPU(m) + backCPU(m) }
+		peakOpen := median(ms, func(m measurement) float64 { return m.peak(func(s sample) float64 { return float64(s.shadowOpen) }) })
+		peakG := median(ms, func(m measurement) float64 { return m.peak(func(s sample) float64 { return s.goroutines }) })
 		rows = append(rows, []string{v.name,
 			ratioCell(median(ms, caddyCPU), median(base, caddyCPU), "%.2f"),
 			ratioCell(median(ms, backCPU), median(base, backCPU), "%.2f"),
-			ratioCell(median(ms, sum), median(base, sum), "%.2f")})
+			ratioCell(median(ms, sum), median(base, sum), "%.2f"),
+			fmt.Sprintf("%.0f", peakOpen), dash(peakG, "%.0f")})
 	}
-	return mdTable([]string{"variant", "Caddy CPU, cores (ratio)", "backends CPU, cores (ratio)", "both (ratio)"}, rows)
+	return mdTable([]string{"variant", "Caddy CPU, cores (ratio)", "backends CPU, cores (ratio)", "both (ratio)", "peak sockets to shadow", "peak goroutines"}, rows)
 }
 
 // renameNginxBaseline names nginx's plain variant after what it runs.
@@ -200,13 +203,17 @@ func saturatedIsolation(cfg *config, env *environment) ([]section, error) {
 func copyCost(cfg *config, res results) section {
 	sec := section{
 		id: "3", title: "Copy cost, fast shadow at 100%",
-		setup:  "Scenario 2's runs: the same server with no mirror and with every request mirrored to a fast shadow.",
+		setup: "Scenario 2's runs: the same server with no mirror and with every request mirrored to a fast shadow. " +
+			"A copy is one more HTTP/1.1 exchange over loopback, made by Go's net/http client: the read and write system calls " +
+			"(from /proc/<pid>/io) and context switches (from /proc/<pid>/task/*/status) per request show the kernel's share of it.",
 		target: "Caddy's CPU time per request ≤ 1.3 times the baseline's.",
 	}
 	servers := []string{"caddy"}
 	if cfg.nginx != "" {
 		servers = append(servers, "nginx")
 	}
+	syscalls := perRequest(func(m measurement) int64 { return m.syscalls })
+	switches := perRequest(func(m measurement) int64 { return m.switches })
 	rows := [][]string{}
 	for _, server := range servers {
 		base := res[baselineOf(variant{server: server})]
@@ -214,12 +221,15 @@ func copyCost(cfg *config, res results) section {
 		cpu := median(mirrored, cpuPer1kMs) / median(base, cpuPer1kMs)
 		rows = append(rows, []string{server,
 			fmt.Sprintf("%.0f", median(base, rps)), ratioCell(median(mirrored, rps), median(base, rps), "%.0f"),
-			fmt.Sprintf("%.0f", median(base, cpuPer1kMs)), ratioCell(median(mirrored, cpuPer1kMs), median(base, cpuPer1kMs), "%.0f")})
+			fmt.Sprintf("%.0f", median(base, cpuPer1kMs)), ratioCell(median(mirrored, cpuPer1kMs), median(base, cpuPer1kMs), "%.0f"),
+			fmt.Sprintf("%.1f", median(base, syscalls)), ratioCell(median(mirrored, syscalls), median(base, syscalls), "%.1f"),
+			fmt.Sprintf("%.2f", median(base, switches)), ratioCell(median(mirrored, switches), median(base, switches), "%.2f")})
 		if server == "caddy" {
 			sec.verdict(cpu <= 1.3, "caddy: CPU per request %.2f times the baseline's", cpu)
 		}
 	}
-	sec.tables = append(sec.tables, mdTable([]string{"server", "baseline req/s", "mirrored req/s (ratio)", "baseline CPU ms per 1k req", "mirrored CPU ms per 1k req (ratio)"}, rows))
+	sec.tables = append(sec.tables, mdTable([]string{"server", "baseline req/s", "mirrored req/s (ratio)", "baseline CPU ms per 1k req", "mirrored CPU ms per 1k req (ratio)",
+		"baseline read+write syscalls per req", "mirrored (ratio)", "baseline context switches per req", "mirrored (ratio)"}, rows))
 	return sec
 }
 
