@@ -254,35 +254,33 @@ func processCPU(pids ...int) time.Duration {
 // switched out (voluntary and involuntary context switches).
 func (p *proxyProcess) kernelWork() (syscalls, switches int64) {
 	for _, pid := range p.pids() {
-		if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
-			for _, line := range strings.Split(string(data), "\n") {
-				var n int64
-				if _, err := fmt.Sscanf(line, "syscr: %d", &n); err == nil {
-					syscalls += n
-				}
-				if _, err := fmt.Sscanf(line, "syscw: %d", &n); err == nil {
-					syscalls += n
-				}
-			}
-		}
+		syscalls += sumFields(fmt.Sprintf("/proc/%d/io", pid), "syscr: %d", "syscw: %d")
 		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 		for _, task := range tasks {
-			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
-			if err != nil {
-				continue
-			}
-			for _, line := range strings.Split(string(data), "\n") {
-				var n int64
-				if _, err := fmt.Sscanf(line, "voluntary_ctxt_switches: %d", &n); err == nil {
-					switches += n
-				}
-				if _, err := fmt.Sscanf(line, "nonvoluntary_ctxt_switches: %d", &n); err == nil {
-					switches += n
-				}
-			}
+			switches += sumFields(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()),
+				"voluntary_ctxt_switches: %d", "nonvoluntary_ctxt_switches: %d")
 		}
 	}
 	return syscalls, switches
+}
+
+// sumFields adds up the numbers of the lines of a /proc file that match
+// any of the formats, each of which scans one number.
+func sumFields(path string, formats ...string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, line := range strings.Split(string(data), "\n") {
+		for _, format := range formats {
+			var n int64
+			if _, err := fmt.Sscanf(line, format, &n); err == nil {
+				sum += n
+			}
+		}
+	}
+	return sum
 }
 
 // memory returns the group's resident set now and at its peak (VmRSS,
