@@ -157,7 +157,7 @@ const maxReportedFields = 50
 
 // currentReport snapshots every comparing target's report, by name.
 func currentReport() report {
-	var out report
+	out := report{Targets: []targetReport{}}
 	reports.Range(func(k, v any) bool {
 		out.Targets = append(out.Targets, v.(*comparisonReport).snapshot(k.(string)))
 		return true

@@ -61,6 +61,17 @@ func getPage(t *testing.T, method, path string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+func TestAdminReportWithoutComparingTargets(t *testing.T) {
+	tester := loadSites(t, ":9080 {\n\tmirror http://127.0.0.1:9\n\trespond ok\n}\n")
+	defer unloadMirrors(tester)
+	if status, body := getPage(t, http.MethodGet, "/mirror/report"); status != http.StatusOK || body != "{\"targets\":[]}\n" {
+		t.Errorf("GET /mirror/report with no comparing target: %d %q, want an empty list", status, body)
+	}
+	if _, page := getPage(t, http.MethodGet, "/mirror/"); !strings.Contains(page, `id="empty"`) {
+		t.Error("the page does not say that no target compares")
+	}
+}
+
 func TestAdminReportPage(t *testing.T) {
 	loadDiffyReport(t, "/reviews/1", "/fail", "/%3Cscript%3Ealert(1)%3C/script%3E")
 
