@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -10,25 +9,19 @@ import (
 	"testing"
 )
 
-// loadDiffyReport loads the Diffy-style setup, sends requests through it
-// until the candidate has compared them all, and returns the tester.
+// loadDiffyReport loads the Diffy-style setup and the report page's site,
+// and sends requests through it until the candidate has compared them all.
 func loadDiffyReport(t *testing.T, paths ...string) {
 	t.Helper()
-	primary, secondary, candidate := newReviewsService(t, false), newReviewsService(t, false), newReviewsService(t, true)
-	rec := recordOutcomes(t)
-	tester := loadSites(t, fmt.Sprintf(diffyCaddyfile, secondary.URL, candidate.URL, strings.TrimPrefix(primary.URL, "http://"))+reportSite)
-	t.Cleanup(func() { unloadMirrors(tester) })
-	if _, err := tester.Client.Do(mustRequest(t, http.MethodDelete, adminURL+"/mirror/report")); err != nil {
-		t.Fatal(err)
-	}
+	_, rec, tester := startDiffy(t, reportSite)
 	for _, p := range paths {
 		do(t, tester, mustRequest(t, http.MethodGet, frontURL+p))
 	}
 	rec.wait(t, 2*len(paths))
 }
 
-// reportSite is the README's recipe for looking at the report page in a
-// browser: Caddy's admin endpoint refuses browser requests, so a site on
+// reportSite is example/compare.Caddyfile's recipe for looking at the
+// report page in a browser: Caddy's admin endpoint refuses browser requests, so a site on
 // a local port proxies GET /mirror/* to it, without the browser's headers.
 const reportSite = `
 http://:9081 {

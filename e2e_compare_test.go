@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // reviewsService is one version of a service behind the mirror: every
@@ -58,17 +59,34 @@ func newReviewsService(t *testing.T, v2 bool) *reviewsService {
 // getReport fetches GET /mirror/report from the admin endpoint.
 func getReport(t *testing.T) (report, string) {
 	t.Helper()
-	resp, err := http.Get(adminURL + "/mirror/report")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	_, raw := getPage(t, http.MethodGet, "/mirror/report")
 	var r report
-	if err := json.Unmarshal(raw, &r); err != nil {
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
 		t.Fatalf("GET /mirror/report: %v: %s", err, raw)
 	}
-	return r, string(raw)
+	return r, raw
+}
+
+// resetReport empties the report with DELETE /mirror/report.
+func resetReport(t *testing.T) {
+	t.Helper()
+	if status, body := getPage(t, http.MethodDelete, "/mirror/report"); status != http.StatusNoContent {
+		t.Fatalf("DELETE /mirror/report: %d %s", status, body)
+	}
+}
+
+// startDiffy starts the primary (v1), the secondary (v1) and the candidate
+// (v2), loads the Diffy-style setup in front of them, followed by
+// extraSites, empties the report, and returns the primary, a recorder of
+// the copies' outcomes and the tester.
+func startDiffy(t *testing.T, extraSites string) (*reviewsService, outcomeRecorder, *caddytest.Tester) {
+	t.Helper()
+	primary, secondary, candidate := newReviewsService(t, false), newReviewsService(t, false), newReviewsService(t, true)
+	rec := recordOutcomes(t)
+	tester := loadSites(t, fmt.Sprintf(diffyCaddyfile, secondary.URL, candidate.URL, strings.TrimPrefix(primary.URL, "http://"))+extraSites)
+	t.Cleanup(func() { unloadMirrors(tester) })
+	resetReport(t)
+	return primary, rec, tester
 }
 
 // diffyCaddyfile is the Diffy-style setup of the README: the primary v1
@@ -93,13 +111,7 @@ const diffyCaddyfile = `
 `
 
 func TestE2E_CompareDiffyStyle(t *testing.T) {
-	primary, secondary, candidate := newReviewsService(t, false), newReviewsService(t, false), newReviewsService(t, true)
-	rec := recordOutcomes(t)
-	tester := loadSites(t, fmt.Sprintf(diffyCaddyfile, secondary.URL, candidate.URL, strings.TrimPrefix(primary.URL, "http://")))
-	defer unloadMirrors(tester)
-	if _, err := tester.Client.Do(mustRequest(t, http.MethodDelete, adminURL+"/mirror/report")); err != nil {
-		t.Fatal(err)
-	}
+	primary, rec, tester := startDiffy(t, "")
 
 	const perPath = 10
 	paths := []string{"/reviews/1", "/reviews/2", "/fail", "/health"}
@@ -168,17 +180,14 @@ func TestE2E_CompareDiffyStyle(t *testing.T) {
 			t.Errorf("the report holds %q:\n%s", secret, raw)
 		}
 	}
-	if got := compareMetric(t, "candidate", "mismatch"); got != float64(3*perPath) {
+	if got := scrape(t, "caddy_http_mirror_compare_total", map[string]string{"target": "candidate", "result": "mismatch"}); got != float64(3*perPath) {
 		t.Errorf("caddy_http_mirror_compare_total{result=mismatch} = %v, want %d", got, 3*perPath)
 	}
 	if got := scrape(t, "caddy_http_mirror_latency_ratio", map[string]string{"target": "candidate"}); got != float64(total) {
 		t.Errorf("caddy_http_mirror_latency_ratio has %v observations, want %d", got, total)
 	}
 
-	resp, err := tester.Client.Do(mustRequest(t, http.MethodDelete, adminURL+"/mirror/report"))
-	if err != nil || resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("DELETE /mirror/report: %v %v", resp.Status, err)
-	}
+	resetReport(t)
 	if r, _ := getReport(t); r.Targets[0].Compared != 0 || len(r.Targets[0].Samples) != 0 {
 		t.Errorf("after DELETE: %+v, want an empty report", r.Targets[0])
 	}
@@ -191,11 +200,4 @@ func mustRequest(t *testing.T, method, url string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
-}
-
-// compareMetric reads caddy_http_mirror_compare_total for a target and
-// result from the admin endpoint's /metrics.
-func compareMetric(t *testing.T, target, result string) float64 {
-	t.Helper()
-	return scrape(t, "caddy_http_mirror_compare_total", map[string]string{"target": target, "result": result})
 }

@@ -13,18 +13,20 @@ import (
 // let through as a probe; its success makes the target healthy again, its
 // failure starts another failDuration.
 //
-// The healthy path takes no lock: one atomic load to admit a copy, and one
-// atomic write to record an outcome when the failure count changes.
+// Admitting a copy, which happens on the request path, takes no lock,
+// healthy or not: atomic loads, and one compare-and-swap to take the
+// probe. Only the rare change between healthy and unhealthy, made by the
+// copies' goroutines, is locked.
 type health struct {
 	maxFails     int64 // 0: never unhealthy
 	failDuration time.Duration
 
 	fails     atomic.Int64 // consecutive failures
 	unhealthy atomic.Bool
+	retryAt   atomic.Int64 // when a probe may go, in Unix nanoseconds
+	probing   atomic.Bool  // a probe is in flight
 
-	mu         sync.Mutex
-	retryAt    time.Time // when a probe may go
-	probing    bool      // a probe is in flight
+	mu         sync.Mutex // serialises changes of unhealthy
 	transition func(healthy bool)
 }
 
@@ -39,23 +41,15 @@ func (h *health) allow() (ok, probe bool) {
 	if !h.unhealthy.Load() {
 		return true, false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.unhealthy.Load() {
-		return true, false
-	}
-	if h.probing || now().Before(h.retryAt) {
+	if now().UnixNano() < h.retryAt.Load() || !h.probing.CompareAndSwap(false, true) {
 		return false, false
 	}
-	h.probing = true
 	return true, true
 }
 
 // cancelProbe gives back a probe that allow granted but was not sent.
 func (h *health) cancelProbe() {
-	h.mu.Lock()
-	h.probing = false
-	h.mu.Unlock()
+	h.probing.Store(false)
 }
 
 // record takes the outcome of a copy that was sent.
@@ -75,10 +69,8 @@ func (h *health) record(success, probe bool) {
 	n := h.fails.Add(1)
 	switch {
 	case probe:
-		h.mu.Lock()
-		h.probing = false
-		h.retryAt = now().Add(h.failDuration)
-		h.mu.Unlock()
+		h.retryAt.Store(now().Add(h.failDuration).UnixNano())
+		h.probing.Store(false)
 	case n >= h.maxFails && !h.unhealthy.Load():
 		h.setHealthy(false)
 	}
@@ -90,9 +82,11 @@ func (h *health) setHealthy(healthy bool) {
 	if h.unhealthy.Load() != healthy {
 		return // another copy got here first
 	}
+	// the probe's time is set before the target turns unhealthy, so that
+	// no copy sees it unhealthy with an old one
+	h.retryAt.Store(now().Add(h.failDuration).UnixNano())
+	h.probing.Store(false)
 	h.unhealthy.Store(!healthy)
-	h.probing = false
-	h.retryAt = now().Add(h.failDuration)
 	if healthy {
 		h.fails.Store(0)
 	}

@@ -169,15 +169,30 @@ func (h *Handler) Validate() error {
 // copies in flight finish within a short grace period, then cancels the
 // rest and waits for them, so that no copy outlives the config.
 func (h *Handler) Cleanup() error {
+	if h.mu != nil { // provisioned
+		h.stopCopies()
+	}
 	for _, t := range h.Targets {
-		if t != nil && t.report != nil {
+		if t == nil {
+			continue
+		}
+		// only now that no copy can still be comparing
+		if t.report != nil {
 			_, _ = reports.Delete(t.label)
 			t.report = nil
 		}
+		// connections that copies gave back after the transport was
+		// cleaned up would stay idle until their idle timeout
+		if ht, ok := t.Transport.(*reverseproxy.HTTPTransport); ok && ht.Transport != nil {
+			ht.Transport.CloseIdleConnections()
+		}
 	}
-	if h.mu == nil {
-		return nil // never provisioned
-	}
+	return nil
+}
+
+// stopCopies stops new copies, lets the copies in flight finish within
+// the grace period, then cancels the rest and waits for them.
+func (h *Handler) stopCopies() {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
@@ -195,17 +210,6 @@ func (h *Handler) Cleanup() error {
 	}
 	h.cancel()
 	<-done
-	// Connections that copies gave back after the transport was cleaned
-	// up would stay idle until their idle timeout: close them now.
-	for _, t := range h.Targets {
-		if t == nil {
-			continue
-		}
-		if ht, ok := t.Transport.(*reverseproxy.HTTPTransport); ok && ht.Transport != nil {
-			ht.Transport.CloseIdleConnections()
-		}
-	}
-	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.

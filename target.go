@@ -87,6 +87,10 @@ type Target struct {
 	// sent. Must not be negative. Default: 10s.
 	FailDuration caddy.Duration `json:"fail_duration,omitempty"`
 
+	// Compare this target's responses with the primary's, field by field,
+	// off the request path; see Compare. Default: not compared.
+	Compare *Compare `json:"compare,omitempty"`
+
 	// The transport that sends the copies: any http.reverse_proxy.transport
 	// module, so TLS, HTTP/2, dial timeouts and keep-alive work as they do
 	// in reverse_proxy. For the http transport, unless set otherwise, the
@@ -94,10 +98,6 @@ type Target struct {
 	// off, so copies carry the client's Accept-Encoding verbatim.
 	// Default: http (with TLS for an https:// upstream).
 	TransportRaw json.RawMessage `json:"transport,omitempty" caddy:"namespace=http.reverse_proxy.transport inline_key=protocol"`
-
-	// Compare this target's responses with the primary's, field by field,
-	// off the request path; see Compare. Default: not compared.
-	Compare *Compare `json:"compare,omitempty"`
 
 	// Transport is the loaded transport module.
 	Transport http.RoundTripper `json:"-"`
