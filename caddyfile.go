@@ -1,6 +1,8 @@
 package mirror
 
 import (
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -171,7 +173,7 @@ func unmarshalTargetOption(d *caddyfile.Dispenser, t *Target) error {
 		if !d.NextArg() {
 			return d.ArgErr()
 		}
-		p, err := strconv.ParseFloat(strings.TrimSuffix(d.Val(), "%"), 64)
+		p, err := parseFinite(strings.TrimSuffix(d.Val(), "%"))
 		if err != nil || p < 0 || p > 100 {
 			return d.Errf("invalid percent '%s': must be a number between 0 and 100", d.Val())
 		}
@@ -195,7 +197,7 @@ func unmarshalTargetOption(d *caddyfile.Dispenser, t *Target) error {
 		if !d.NextArg() {
 			return d.ArgErr()
 		}
-		r, err := strconv.ParseFloat(d.Val(), 64)
+		r, err := parseFinite(d.Val())
 		if err != nil || r < 0 {
 			return d.Errf("invalid max_rate '%s': must be a non-negative number of copies per second", d.Val())
 		}
@@ -327,7 +329,7 @@ func unmarshalCompareOption(d *caddyfile.Dispenser, c *Compare) error {
 		}
 		c.MaxBodySize = int64(size)
 	case "threshold":
-		th, err := strconv.ParseFloat(val, 64)
+		th, err := parseFinite(val)
 		if err != nil || th < 0 || th > 100 {
 			return d.Errf("invalid threshold '%s': must be a number of percentage points between 0 and 100", val)
 		}
@@ -343,4 +345,18 @@ func unmarshalCompareOption(d *caddyfile.Dispenser, c *Compare) error {
 		return d.ArgErr()
 	}
 	return nil
+}
+
+// parseFinite parses a decimal number as strconv.ParseFloat does, but
+// refuses NaN and the infinities, which ParseFloat accepts and which no
+// range check catches (every comparison with NaN is false).
+func parseFinite(s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("%s is not a finite number", s)
+	}
+	return f, nil
 }

@@ -112,7 +112,7 @@ func (c *Compare) validate() error {
 	if c.MaxBodySize < 0 {
 		return fmt.Errorf("compare.max_body_size must not be negative, got %d", c.MaxBodySize)
 	}
-	if c.Threshold != nil && (*c.Threshold < 0 || *c.Threshold > 100) {
+	if c.Threshold != nil && !(*c.Threshold >= 0 && *c.Threshold <= 100) {
 		return fmt.Errorf("compare.threshold must be between 0 and 100, got %v", *c.Threshold)
 	}
 	if c.Samples != nil && *c.Samples < 0 {

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -63,40 +64,69 @@ func TestMirrorFaults(t *testing.T) {
 			waitForHangUp(conn)
 		}},
 		{name: "unresolvable host", timeout: "2s", want: failed},
+		// a protocol switch that the copy did not ask for hands the
+		// connection over to the body, out of the reach of its context
+		{name: "unrequested 101", want: failed, serve: answer("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: evil\r\n\r\nGARBAGE", waitForHangUp)},
+		{name: "1xx flood", timeout: "1s", want: failed, serve: answer("", func(conn net.Conn) {
+			for {
+				if _, err := io.WriteString(conn, "HTTP/1.1 102 Processing\r\n\r\n"); err != nil {
+					return
+				}
+			}
+		})},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rec := recordOutcomes(t)
-			upstream := "http://mirror-test.invalid"
-			if tc.serve != nil {
-				addr, _ := rawShadow(t, tc.serve)
-				upstream = "http://" + addr
+		for _, compare := range []bool{false, true} {
+			name := tc.name
+			compareCfg := ""
+			if compare {
+				name += " compared"
+				compareCfg = `,"compare":{}`
 			}
-			timeout := tc.timeout
-			if timeout == "" {
-				timeout = "10s"
-			}
-			h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,"timeout":%q}],"max_body_size":8388608}`, upstream, timeout))
-			front := serveThrough(t, h, checksumPrimary)
-			got := sendOnOneConnection(t, front.URL, nil)
-			for i := range got {
-				if got[i].String() != want[i].String() {
-					t.Errorf("response %d = %v, want %v as with no mirror", i+1, got[i], want[i])
+			t.Run(name, func(t *testing.T) {
+				rec := recordOutcomes(t)
+				upstream := "http://mirror-test.invalid"
+				if tc.serve != nil {
+					addr, _ := rawShadow(t, tc.serve)
+					upstream = "http://" + addr
 				}
-			}
-			for _, o := range rec.wait(t, 2) {
-				if o.outcome != tc.want {
-					t.Errorf("outcome = %v, want %v", o.outcome, tc.want)
+				timeout := cmp.Or(tc.timeout, "10s")
+				h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,"timeout":%q%s}],"max_body_size":8388608}`, upstream, timeout, compareCfg))
+				front := serveThrough(t, h, checksumPrimary)
+				got := sendOnOneConnection(t, front.URL, nil)
+				for i := range got {
+					if got[i].String() != want[i].String() {
+						t.Errorf("response %d = %v, want %v as with no mirror", i+1, got[i], want[i])
+					}
 				}
-			}
-			if tc.code != "" {
-				var m dto.Metric
-				if err := h.Targets[0].durations.WithLabelValues(tc.code).(prometheus.Metric).Write(&m); err != nil {
-					t.Fatal(err)
+				for _, o := range rec.wait(t, 2) {
+					if o.outcome != tc.want {
+						t.Errorf("outcome = %v, want %v", o.outcome, tc.want)
+					}
 				}
-				if n := m.GetHistogram().GetSampleCount(); n != 2 {
-					t.Errorf("duration histogram for code %s counted %d exchanges, want 2", tc.code, n)
+				tg := h.Targets[0]
+				if n := gaugeValue(t, tg.inFlight); n != 0 {
+					t.Errorf("in-flight gauge = %v after both copies ended, want 0", n)
 				}
-			}
-		})
+				if tc.code != "" {
+					var m dto.Metric
+					if err := tg.durations.WithLabelValues(tc.code).(prometheus.Metric).Write(&m); err != nil {
+						t.Fatal(err)
+					}
+					if n := m.GetHistogram().GetSampleCount(); n != 2 {
+						t.Errorf("duration histogram for code %s counted %d exchanges, want 2", tc.code, n)
+					}
+				}
+			})
+		}
 	}
+}
+
+// gaugeValue reads g's current value.
+func gaugeValue(t testing.TB, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
 }

@@ -19,6 +19,8 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		"mirror {\n\tto http://a {\n\t\tpercent 10\n\t}\n\tto https://b {\n\t\tmatch {\n\t\t\tmethod POST PUT\n\t\t}\n\t\theader_up -Authorization\n\t}\n\tmax_body_size 4MB\n\tmax_in_flight 8\n}",
 		"mirror http://a {\n\ttimeout 5s\n\ttransport http {\n\t\tdial_timeout 1s\n\t}\n\theader_up X-A ^a(.*)$ b$1\n}",
 		"mirror {\n\tpercent\n}",
+		"mirror http://a {\n\tpercent NaN\n\tmax_rate Inf\n}",
+		"mirror http://a {\n\tmax_rate -Infinity\n\tcompare {\n\t\tthreshold nan\n\t}\n}",
 		"mirror http://a http://b",
 		"mirror {\n\tto http://a {\n\t\tname s\n\t}\n\tto http://b {\n\t\tcompare {\n\t\t\tnoise_from s\n\t\t\theaders A B\n\t\t\tignore /x/*\n\t\t\tthreshold 3\n\t\t}\n\t}\n}",
 	} {

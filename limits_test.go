@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -188,5 +189,53 @@ func TestCleanupBeforeProvision(t *testing.T) {
 	}
 	if err := h.Cleanup(); err != nil {
 		t.Errorf("Cleanup of a half-provisioned handler = %v, want nil", err)
+	}
+}
+
+// roundTripperFunc adapts a function to http.RoundTripper.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A transport module that does not watch the request's context, such as Go's
+// for the connection of a 101 response, leaves a body whose reads only end
+// when it is closed. Cleanup must still end the copy reading it.
+func TestCleanupClosesBodiesThatIgnoreTheContext(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	rec := recordOutcomes(t)
+	h := new(Handler)
+	h.Targets = []*Target{{Upstream: "http://127.0.0.1:1", Timeout: caddy.Duration(time.Hour)}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	responded := make(chan struct{})
+	shadowEnd := make(chan net.Conn, 1)
+	h.Targets[0].Transport = roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		body, far := net.Pipe() // nothing is ever written to far
+		shadowEnd <- far
+		close(responded)
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: body}, nil
+	})
+	r := withCaddyContext(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	if err := h.ServeHTTP(httptest.NewRecorder(), r, checksumPrimary); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, responded, "the shadow's response")
+	far := <-shadowEnd
+	defer far.Close()
+
+	cleaned := make(chan error)
+	go func() { cleaned <- h.Cleanup() }()
+	if err := receive(t, cleaned, "Cleanup to return"); err != nil {
+		t.Fatal(err)
+	}
+	if o := rec.wait(t, 1)[0]; o.outcome != mirrored {
+		t.Errorf("outcome = %v, want mirrored: the shadow answered before the body was cut off", o.outcome)
+	}
+	// the body was closed: the shadow's end of it sees the hang-up
+	if _, err := far.Read(make([]byte, 1)); err == nil {
+		t.Error("the body's connection is still open after Cleanup")
 	}
 }

@@ -28,7 +28,17 @@ func TestCredentialsAreNeverLogged(t *testing.T) {
 		"Cookie":              "session=secret-cookie-2",
 		"Proxy-Authorization": "Basic secret-proxy-3",
 	}
+	// values that the config injects from the environment, in headers that
+	// no redaction list knows
+	t.Setenv("MIRROR_TEST_API_KEY", "KEY-abc-999")
+	t.Setenv("MIRROR_TEST_TENANT", "tenant-secret-5")
+	t.Setenv("MIRROR_TEST_REPLACED", "replaced-secret-6")
+	headerUp := `"headers":{"set":{"x-api-key":["{env.MIRROR_TEST_API_KEY}"]},"add":{"X-Tenant":["{env.MIRROR_TEST_TENANT}"]},"replace":{"X-Client-Note":[{"search":"public","replace":"{env.MIRROR_TEST_REPLACED}"}]}}`
+	injected := []string{"KEY-abc-999", "tenant-secret-5", "replaced-secret-6"}
+
+	seen := make(chan http.Header, 1)
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
 		http.SetCookie(w, &http.Cookie{Name: "sid", Value: "secret-set-cookie-4"})
 	}))
 	defer ok.Close()
@@ -37,7 +47,7 @@ func TestCredentialsAreNeverLogged(t *testing.T) {
 	refused.Close()
 
 	rec := recordOutcomes(t)
-	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q},{"upstream":%q}]}`, ok.URL, refusedURL))
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,%s},{"upstream":%q,%s}]}`, ok.URL, headerUp, refusedURL, headerUp))
 	logs := captureLogs(h)
 	front := serveThrough(t, h, checksumPrimary)
 
@@ -45,6 +55,7 @@ func TestCredentialsAreNeverLogged(t *testing.T) {
 	for k, v := range secrets {
 		req.Header.Set(k, v)
 	}
+	req.Header.Set("X-Client-Note", "public-visible-7")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +67,23 @@ func TestCredentialsAreNeverLogged(t *testing.T) {
 	}
 	_ = h.Cleanup()
 
+	// the edits did reach the shadow: the test would see a leak
+	atShadow := receive(t, seen, "the copy's headers")
+	for name, want := range map[string]string{"X-Api-Key": "KEY-abc-999", "X-Tenant": "tenant-secret-5", "X-Client-Note": "replaced-secret-6-visible-7"} {
+		if atShadow.Get(name) != want {
+			t.Errorf("shadow got %s = %q, want %q", name, atShadow.Get(name), want)
+		}
+	}
+
 	out := logs.String()
 	if !strings.Contains(out, "mirrored request") || !strings.Contains(out, "mirror request failed") {
 		t.Fatalf("expected both log lines, got:\n%s", out)
 	}
-	for _, secret := range append([]string{"secret-set-cookie-4"}, secrets["Authorization"], secrets["Cookie"], secrets["Proxy-Authorization"]) {
+	if !strings.Contains(out, "User-Agent") {
+		t.Errorf("the client's own headers are not logged:\n%s", out)
+	}
+	leaks := append([]string{"secret-set-cookie-4", secrets["Authorization"], secrets["Cookie"], secrets["Proxy-Authorization"]}, injected...)
+	for _, secret := range leaks {
 		if strings.Contains(out, secret) {
 			t.Errorf("a credential was logged: %q in\n%s", secret, out)
 		}

@@ -2,13 +2,12 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"runtime/debug"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // send performs one copy's exchange with its target and records the
@@ -52,11 +51,20 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 
 	start := now()
 	resp, err := t.Transport.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		// A copy never asks to switch protocols (upgrade requests are not
+		// copied), so a switch is refused, as reverse_proxy refuses one
+		// that was not requested. The transport has handed the connection
+		// over to the body, beyond the reach of ctx: closing the body is
+		// what closes the connection.
+		_ = resp.Body.Close()
+		err = errUnrequestedSwitch
+	}
 	if err != nil {
 		if ce := h.sampledLogger.Check(zapcore.WarnLevel, "mirror request failed"); ce != nil {
 			ce.Write(
 				zap.String("target", t.label),
-				zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}),
+				zap.Object("request", loggableCopy{req, t}),
 				zap.String("uri", req.URL.RequestURI()),
 				zap.Duration("duration", now().Sub(start)),
 				zap.Error(err),
@@ -64,6 +72,11 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		}
 		return
 	}
+	// Whatever the transport does with ctx, a body still being read when
+	// the copy's time is up, or when the config is unloaded, is closed,
+	// which closes its connection: no read outlives the copy.
+	stopClosing := context.AfterFunc(ctx, func() { _ = resp.Body.Close() })
+	defer stopClosing()
 	if c.response != nil {
 		c.response.readFrom(resp)
 	}
@@ -77,7 +90,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	if ce := h.logger.Check(zapcore.DebugLevel, "mirrored request"); ce != nil {
 		ce.Write(
 			zap.String("target", t.label),
-			zap.Object("request", caddyhttp.LoggableHTTPRequest{Request: req}),
+			zap.Object("request", loggableCopy{req, t}),
 			zap.String("uri", req.URL.RequestURI()),
 			zap.Int("status", resp.StatusCode),
 			zap.Int64("response_bytes_read", drained),
@@ -86,6 +99,10 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		)
 	}
 }
+
+// errUnrequestedSwitch is the error of a copy whose shadow answered 101
+// Switching Protocols.
+var errUnrequestedSwitch = errors.New("shadow switched protocols without being asked to (101)")
 
 // pendingCopy is a copy that has been admitted but not yet sent: its
 // request is fully prepared, every placeholder already resolved.

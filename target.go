@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -114,6 +115,9 @@ type Target struct {
 	inFlight    prometheus.Gauge
 	durations   prometheus.ObserverVec
 
+	injectedHeaders []string // header fields whose values Headers writes, never logged
+	hideAllHeaders  bool     // Headers rewrites every field: log no header values
+
 	captures       bool  // its responses are kept: it compares, or is a noise source
 	keepBody       int64 // how many bytes of its response bodies are kept
 	report         *comparisonReport
@@ -157,6 +161,7 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 			return fmt.Errorf("provisioning headers: %v", err)
 		}
 	}
+	t.injectedHeaders, t.hideAllHeaders = injectedHeaderNames(t.Headers)
 	return t.loadTransport(ctx, maxInFlight)
 }
 
@@ -192,8 +197,12 @@ func (t *Target) parseUpstream() error {
 
 // validate checks t's configured values; it changes nothing.
 func (t *Target) validate() error {
-	if t.Percent != nil && (*t.Percent < 0 || *t.Percent > 100) {
+	// written so that NaN, for which every comparison is false, fails too
+	if t.Percent != nil && !(*t.Percent >= 0 && *t.Percent <= 100) {
 		return fmt.Errorf("percent must be between 0 and 100, got %v", *t.Percent)
+	}
+	if math.IsNaN(t.MaxRate) || math.IsInf(t.MaxRate, 0) {
+		return fmt.Errorf("max_rate must be a finite number, got %v", t.MaxRate)
 	}
 	if t.MaxRate < 0 {
 		return fmt.Errorf("max_rate must not be negative, got %v", t.MaxRate)

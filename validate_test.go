@@ -3,6 +3,8 @@ package mirror
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -159,5 +161,33 @@ func TestTransportWithDefaults(t *testing.T) {
 				t.Errorf("transportWithDefaults(%s) = %s, want %s", tc.raw, g, w)
 			}
 		})
+	}
+}
+
+// TestValidate_NonFinite sets NaN and the infinities on every float field,
+// as a Go caller or a module that builds the config could (JSON cannot
+// carry them), and expects Validate to name the field.
+func TestValidate_NonFinite(t *testing.T) {
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		for _, tc := range []struct {
+			field string
+			set   func(*Target)
+		}{
+			{"percent", func(tg *Target) { tg.Percent = &v }},
+			{"max_rate", func(tg *Target) { tg.MaxRate = v }},
+			{"compare.threshold", func(tg *Target) { tg.Compare = &Compare{Threshold: &v} }},
+		} {
+			t.Run(fmt.Sprintf("%s %v", tc.field, v), func(t *testing.T) {
+				tg := &Target{Upstream: "http://a"}
+				tc.set(tg)
+				err := tg.validate()
+				if err == nil {
+					t.Fatalf("validate() with %s = %v: nil error", tc.field, v)
+				}
+				if !strings.HasPrefix(err.Error(), tc.field+" must") {
+					t.Errorf("validate() with %s = %v: error %q does not name the field", tc.field, v, err)
+				}
+			})
+		}
 	}
 }

@@ -1,0 +1,68 @@
+package mirror
+
+import (
+	"net/http"
+	"net/textproto"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+)
+
+// loggableCopy is how a copy's request appears in the mirror's logs: as
+// caddyhttp.LoggableHTTPRequest shows the client's request (credentials
+// redacted unless the server logs them), without the header values that the
+// target's header edits put in. Those come from the config, often from
+// {env.*}, and may be secrets that no redaction list knows about; the
+// client's request never carried them. reverse_proxy's error logs likewise
+// show only the client's request.
+type loggableCopy struct {
+	req    *http.Request
+	target *Target
+}
+
+// MarshalLogObject implements zapcore.ObjectMarshaler.
+func (l loggableCopy) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	shown := *l.req
+	shown.Header = l.target.withoutInjectedHeaders(l.req.Header)
+	return caddyhttp.LoggableHTTPRequest{Request: &shown}.MarshalLogObject(enc)
+}
+
+// injectedHeaderNames lists the header fields whose values ops writes
+// (set, add, replace), canonicalised, and whether a replacement applies to
+// every field ("*"), in which case no header value can be shown.
+func injectedHeaderNames(ops *headers.HeaderOps) (names []string, all bool) {
+	if ops == nil {
+		return nil, false
+	}
+	for name := range ops.Set {
+		names = append(names, textproto.CanonicalMIMEHeaderKey(name))
+	}
+	for name := range ops.Add {
+		names = append(names, textproto.CanonicalMIMEHeaderKey(name))
+	}
+	for name := range ops.Replace {
+		if name == "*" {
+			return nil, true
+		}
+		names = append(names, textproto.CanonicalMIMEHeaderKey(name))
+	}
+	return names, false
+}
+
+// withoutInjectedHeaders returns hdr, or a copy of it without the fields
+// that t's header edits write. It runs only when a line is logged.
+func (t *Target) withoutInjectedHeaders(hdr http.Header) http.Header {
+	if t.hideAllHeaders {
+		return nil
+	}
+	if len(t.injectedHeaders) == 0 {
+		return hdr
+	}
+	shown := hdr.Clone()
+	for _, name := range t.injectedHeaders {
+		delete(shown, name)
+	}
+	return shown
+}
