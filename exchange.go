@@ -183,7 +183,7 @@ func (t *Target) judge(ex *exchange, primary, shadow, noise *capturedResponse) (
 		noiseDiffs, _ = diffResponses(cmp, &p, &n)
 		n.release()
 	}
-	return t.report.record(observation{
+	return t.record(observation{
 		method:        ex.method,
 		uri:           ex.sampleURI(cmp),
 		primaryStatus: primary.status,

@@ -48,6 +48,7 @@ type mirrorMetrics struct {
 
 	compares     *prometheus.CounterVec
 	latencyRatio *prometheus.HistogramVec
+	comparison   *compareMetrics // the field-level series
 }
 
 // newMirrorMetrics registers the collectors in reg, or reuses the ones that
@@ -89,10 +90,13 @@ func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
 			Buckets:   []float64{0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10},
 		}, []string{"target"}),
 	}
+	var err error
+	if m.comparison, err = newCompareMetrics(reg); err != nil {
+		return nil, err
+	}
 	if reg == nil {
 		return m, nil
 	}
-	var err error
 	if m.requests, err = register(reg, m.requests); err != nil {
 		return nil, err
 	}

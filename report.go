@@ -77,6 +77,8 @@ type comparisonReport struct {
 	latencies latencyRing
 	samples   []sample // a ring, oldest at nextSample once full
 	next      int
+
+	labels metricLabels // the metric label values in use; reset keeps them
 }
 
 type fieldCounts struct {

@@ -123,6 +123,7 @@ type Target struct {
 	report         *comparisonReport
 	compareResults [numCompareResults]prometheus.Counter
 	latencyRatio   prometheus.Observer
+	compareMetrics *targetCompareMetrics
 }
 
 // provision prepares t for use by a handler whose in-flight limit is
@@ -144,6 +145,7 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 		}
 		t.report = report.(*comparisonReport)
 		t.report.configure(t)
+		t.compareMetrics = metrics.comparison.forTarget(t.label, t.Compare, &t.report.labels)
 	}
 
 	t.timeout = time.Duration(t.Timeout)

@@ -1,0 +1,195 @@
+package mirror
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The comparison's field-level results as Prometheus series, so that the
+// report's verdicts can be computed in PromQL over every instance of a
+// fleet (example/prometheus/rules.yml does):
+//
+//	caddy_http_mirror_compared_total{target, noise}
+//	caddy_http_mirror_field_differences_total{target, field, source}
+//	caddy_http_mirror_status_pairs_total{target, primary_code, shadow_code}
+//	caddy_http_mirror_compare_threshold_percent{target}
+//
+// A field's shadow difference rate is its source="shadow" rate over the
+// compared rate; its noise rate is its source="noise" rate over the rate
+// of exchanges compared with noise="true". As in the report, a field is a
+// regression when the first exceeds the second by more than the threshold.
+const (
+	// maxFieldLabels is how many distinct field label values a target's
+	// series may have; the differences of further fields are counted
+	// under otherFields. A field keeps its label value once it has one,
+	// for as long as the target's name stays configured.
+	maxFieldLabels = 100
+	// maxStatusPairLabels is how many distinct status pairs a target's
+	// series may have; further pairs are counted as otherStatus →
+	// otherStatus.
+	maxStatusPairLabels = maxStatusPairs
+	otherStatus         = "other"
+)
+
+// Values of the source label of caddy_http_mirror_field_differences_total.
+const (
+	sourceShadow = "shadow" // the compared target differs from the primary
+	sourceNoise  = "noise"  // the noise target differs from the primary
+)
+
+// compareMetrics are the field-level comparison collectors, shared by
+// every mirror handler of a config like the others.
+type compareMetrics struct {
+	exchanges   *prometheus.CounterVec
+	differences *prometheus.CounterVec
+	statusPairs *prometheus.CounterVec
+	threshold   *prometheus.GaugeVec
+}
+
+// newCompareMetrics registers the field-level collectors in reg, or reuses
+// those already there; a nil reg leaves them unregistered.
+func newCompareMetrics(reg prometheus.Registerer) (*compareMetrics, error) {
+	const ns, sub = "caddy", "http_mirror"
+	m := &compareMetrics{
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "compared_total",
+			Help:      "Exchanges whose responses were compared field by field, by target and whether a noise response was present.",
+		}, []string{"target", "noise"}),
+		differences: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "field_differences_total",
+			Help:      "Compared exchanges in which a field differs from the primary's, by target, field and source (shadow or noise).",
+		}, []string{"target", "field", "source"}),
+		statusPairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "status_pairs_total",
+			Help:      "Compared exchanges by target, primary status code and shadow status code.",
+		}, []string{"target", "primary_code", "shadow_code"}),
+		threshold: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "compare_threshold_percent",
+			Help:      "Percentage points by which a field's difference rate must exceed its noise rate to be a regression, by target; 0 when the target has no noise_from.",
+		}, []string{"target"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.exchanges, err = register(reg, m.exchanges); err != nil {
+		return nil, err
+	}
+	if m.differences, err = register(reg, m.differences); err != nil {
+		return nil, err
+	}
+	if m.statusPairs, err = register(reg, m.statusPairs); err != nil {
+		return nil, err
+	}
+	if m.threshold, err = register(reg, m.threshold); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// targetCompareMetrics are one comparing target's field-level series.
+type targetCompareMetrics struct {
+	withoutNoise, withNoise prometheus.Counter
+	differences             *prometheus.CounterVec // curried with the target
+	statusPairs             *prometheus.CounterVec // curried with the target
+	labels                  *metricLabels
+}
+
+// forTarget binds the series of the target named label, whose label
+// values in use are kept in labels, and publishes its threshold.
+func (m *compareMetrics) forTarget(label string, c *Compare, labels *metricLabels) *targetCompareMetrics {
+	threshold := 0.0 // without noise_from, every difference is a regression
+	if c.NoiseFrom != "" {
+		threshold = c.threshold
+	}
+	m.threshold.WithLabelValues(label).Set(threshold)
+	bound := prometheus.Labels{"target": label}
+	return &targetCompareMetrics{
+		withoutNoise: m.exchanges.WithLabelValues(label, "false"),
+		withNoise:    m.exchanges.WithLabelValues(label, "true"),
+		differences:  m.differences.MustCurryWith(bound),
+		statusPairs:  m.statusPairs.MustCurryWith(bound),
+		labels:       labels,
+	}
+}
+
+// observe counts one compared exchange. It runs in the copy's goroutine,
+// after the comparison, never on the request path.
+func (m *targetCompareMetrics) observe(o observation) {
+	if o.hadNoise {
+		m.withNoise.Inc()
+	} else {
+		m.withoutNoise.Inc()
+	}
+	for _, f := range distinctFields(o.diffs) {
+		m.differences.WithLabelValues(m.labels.field(f), sourceShadow).Inc()
+	}
+	for _, f := range distinctFields(o.noiseDiffs) {
+		m.differences.WithLabelValues(m.labels.field(f), sourceNoise).Inc()
+	}
+	primary, shadow := m.labels.statusPair(o.primaryStatus, o.shadowStatus)
+	m.statusPairs.WithLabelValues(primary, shadow).Inc()
+}
+
+// metricLabels bounds the label values of one target's field-level
+// series. It lives as long as the target's report, so that a reload keeps
+// the values in use and the bound holds across configs.
+type metricLabels struct {
+	mu     sync.Mutex
+	fields map[string]struct{}
+	pairs  map[statusPair]struct{}
+}
+
+// field returns the label value for the field name: the name itself
+// while fewer than maxFieldLabels are in use, otherFields after.
+func (l *metricLabels) field(name string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.fields[name]; ok {
+		return name
+	}
+	if len(l.fields) >= maxFieldLabels {
+		return otherFields
+	}
+	if l.fields == nil {
+		l.fields = make(map[string]struct{})
+	}
+	l.fields[name] = struct{}{}
+	return name
+}
+
+// statusPair returns the label values for a pair of status codes, or
+// otherStatus for both once maxStatusPairLabels pairs are in use.
+func (l *metricLabels) statusPair(primary, shadow int) (string, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pair := statusPair{primary, shadow}
+	if _, ok := l.pairs[pair]; !ok {
+		if len(l.pairs) >= maxStatusPairLabels {
+			return otherStatus, otherStatus
+		}
+		if l.pairs == nil {
+			l.pairs = make(map[statusPair]struct{})
+		}
+		l.pairs[pair] = struct{}{}
+	}
+	return strconv.Itoa(primary), strconv.Itoa(shadow)
+}
+
+// record records a compared exchange in t's report and its metrics, and
+// returns its result and the verdict on each of its differences.
+func (t *Target) record(o observation) (compareResult, []fieldVerdict) {
+	result, verdicts := t.report.record(o)
+	t.compareMetrics.observe(o)
+	return result, verdicts
+}
