@@ -47,8 +47,7 @@ func (adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	case "/mirror/report":
 		switch r.Method {
 		case http.MethodGet:
-			w.Header().Set("Content-Type", "application/json")
-			return json.NewEncoder(w).Encode(currentReport())
+			return writeReportJSON(w)
 		case http.MethodDelete:
 			reports.Range(func(_, v any) bool {
 				v.(*comparisonReport).reset()
@@ -59,14 +58,32 @@ func (adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 	case "/mirror/", "/mirror/index.html":
 		if r.Method == http.MethodGet {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			return reportPage.Execute(w, currentReport())
+			return writeReportPage(w, false)
 		}
 	default:
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such mirror endpoint: %s", r.URL.Path)}
 	}
 	w.Header().Set("Allow", "GET, DELETE")
 	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+}
+
+// writeReportJSON writes the current report as JSON.
+func writeReportJSON(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(currentReport())
+}
+
+// reportPageData is what the HTML page shows: the report, and whether it
+// is served by a site's mirror_report handler rather than the admin API.
+type reportPageData struct {
+	report
+	OnSite bool
+}
+
+// writeReportPage writes the current report as the HTML page.
+func writeReportPage(w http.ResponseWriter, onSite bool) error {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	return reportPage.Execute(w, reportPageData{currentReport(), onSite})
 }
 
 //go:embed report.html

@@ -12,11 +12,14 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
-// adaptCaddyfile adapts a Caddyfile, wrapping a bare directive in a site.
+// adaptCaddyfile adapts a Caddyfile, wrapping a bare directive in a site;
+// a block whose first line opens a site address is adapted as it is.
 func adaptCaddyfile(t *testing.T, src string) {
 	t.Helper()
 	trimmed := strings.TrimSpace(src)
-	if !strings.HasPrefix(trimmed, ":") && !strings.HasPrefix(trimmed, "{") {
+	firstLine, _, _ := strings.Cut(trimmed, "\n")
+	siteBlock := strings.HasSuffix(firstLine, "{") && strings.ContainsAny(strings.Fields(firstLine)[0], ".:")
+	if !strings.HasPrefix(trimmed, ":") && !strings.HasPrefix(trimmed, "{") && !siteBlock {
 		src = ":8080 {\n" + src + "\n\treverse_proxy 127.0.0.1:9001\n}\n"
 	}
 	if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil); err != nil {
