@@ -1,0 +1,524 @@
+package mirror
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The fleet tests run the shipped example/prometheus/ config and rules and
+// the example/grafana/ dashboard's queries in a real Prometheus server
+// (Debian's prometheus package, which has promtool). .ci/fleet installs it
+// and runs them; without it they are skipped.
+
+// fleetWait bounds each wait for the external processes: Caddy starting,
+// Prometheus scraping (every second) and evaluating rules (every second).
+const fleetWait = 60 * time.Second
+
+// lookPrometheusTool finds a program of the prometheus package, or skips.
+func lookPrometheusTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s is not installed (apt-get install prometheus, or run .ci/fleet)", name)
+	}
+	return path
+}
+
+// TestPrometheusExamplesCheck runs promtool on the shipped rules and
+// scrape config.
+func TestPrometheusExamplesCheck(t *testing.T) {
+	promtool := lookPrometheusTool(t, "promtool")
+	for _, args := range [][]string{
+		{"check", "rules", "example/prometheus/rules.yml"},
+		{"check", "config", "example/prometheus/prometheus.yml"},
+	} {
+		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// TestFleetPrometheus is the Diffy-style comparison of
+// TestE2E_CompareDiffyStyle split over two Caddy processes, scraped by a
+// real Prometheus that loads example/prometheus/: the shipped rules find
+// the same regressions and noise as the report, the counts in Prometheus
+// are the sums of the two reports, and every query of the Grafana
+// dashboard returns data.
+func TestFleetPrometheus(t *testing.T) {
+	prometheus := lookPrometheusTool(t, "prometheus")
+	caddyBin := buildCaddy(t)
+	primary, secondary, candidate := newReviewsService(t, false), newReviewsService(t, false), newReviewsService(t, true)
+	fleet := []*caddyProcess{
+		startCaddyProcess(t, caddyBin, secondary.URL, candidate.URL, primary.URL),
+		startCaddyProcess(t, caddyBin, secondary.URL, candidate.URL, primary.URL),
+	}
+	prom := startPrometheus(t, prometheus, fleet)
+
+	paths := []string{"/reviews/1", "/reviews/2", "/fail", "/health"}
+	const cycles = 10 // per instance: 2 × 10 × 4 = 80 exchanges, as in TestE2E_CompareDiffyStyle
+	send := func(n int) {
+		for _, c := range fleet {
+			for range n {
+				for _, p := range paths {
+					resp, err := http.Get(c.site + p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("GET %s%s: %d, want the primary's 200", c.site, p, resp.StatusCode)
+					}
+				}
+			}
+		}
+	}
+	// A counter series that first appears with a value has no rate yet, so
+	// one cycle creates every series and Prometheus scrapes it before the
+	// rest of the traffic.
+	send(1)
+	waitFleetReports(t, fleet, len(paths))
+	prom.waitFor(t, "the first cycle scraped", `sum(caddy_http_mirror_compared_total{target="candidate"})`, func(r []promSample) bool {
+		return len(r) == 1 && r[0].value == float64(2*len(paths))
+	})
+	send(cycles - 1)
+	reports := waitFleetReports(t, fleet, cycles*len(paths))
+
+	// the raw counts in Prometheus are the sums of the instances' reports
+	want := sumReports(reports)
+	var got map[string]float64
+	prom.waitFor(t, "the counts of both reports", `sum by (__name__, noise, result, field, source, primary_code, shadow_code) ({__name__=~"caddy_http_mirror_(compared|compare|field_differences|status_pairs)_total", target="candidate"})`, func(r []promSample) bool {
+		got = map[string]float64{}
+		for _, s := range r {
+			got[countKey(s.metric)] = s.value
+		}
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Prometheus counts\n%v\nthe sum of the two reports\n%v", got, want)
+	}
+	prom.waitForEvaluation(t, time.Now())
+
+	// the shipped rules: every one healthy, and the alerts' queries
+	alerts := prom.rules(t)
+	regressions := fieldsOf(prom.query(t, alerts["MirrorFieldRegression"]))
+	noise := fieldsOf(prom.query(t, "target_field:caddy_http_mirror_noise_fields:percent10m"))
+	reportRegressions, reportNoise := verdictFields(reports)
+	if want := []string{"/name", "/title", "status"}; !slices.Equal(regressions, want) || !slices.Equal(regressions, reportRegressions) {
+		t.Errorf("MirrorFieldRegression flags %v; want exactly the rename and the 500, %v, as the reports do: %v", regressions, want, reportRegressions)
+	}
+	if want := []string{"/meta/request_id", "/meta/timestamp", "header Set-Cookie"}; !slices.Equal(noise, want) || !slices.Equal(noise, reportNoise) {
+		t.Errorf("the rules mark %v as noise; want %v, as the reports do: %v", noise, want, reportNoise)
+	}
+	t.Logf("%d counts equal to the reports' sums; regressions %v, noise %v", len(got), regressions, noise)
+	for _, name := range []string{"MirrorShadowDown", "MirrorCopiesDropped"} {
+		if r := prom.query(t, alerts[name]); len(r) != 0 {
+			t.Errorf("%s fires with every copy mirrored: %v", name, r)
+		}
+	}
+
+	// every query of the dashboard returns data
+	for _, q := range dashboardQueries(t) {
+		if r := prom.query(t, q); len(r) == 0 {
+			t.Errorf("the dashboard's query returns no data: %s", q)
+		}
+	}
+}
+
+// buildCaddy builds ./cmd/caddy, the plugin included.
+func buildCaddy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "caddy")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/caddy: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// caddyProcess is one Caddy instance of the fleet.
+type caddyProcess struct {
+	admin, site string // base URLs
+}
+
+// startCaddyProcess runs the Diffy-style setup in its own Caddy process
+// and waits until its site answers.
+func startCaddyProcess(t *testing.T, bin, secondary, candidate, primary string) *caddyProcess {
+	t.Helper()
+	dir := t.TempDir()
+	adminAddr, siteAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	config := fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n\tskip_install_trust\n}\n", adminAddr) +
+		strings.Replace(fmt.Sprintf(diffyCaddyfile, secondary, candidate, strings.TrimPrefix(primary, "http://")), ":9080 {", "http://"+siteAddr+" {", 1)
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	logs, err := os.Create(filepath.Join(dir, "caddy.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		logs.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(logs.Name())
+			t.Logf("caddy on %s logged:\n%s", siteAddr, out)
+		}
+	})
+	c := &caddyProcess{admin: "http://" + adminAddr, site: "http://" + siteAddr}
+	poll(t, "caddy on "+siteAddr+" to start", func() bool {
+		resp, err := http.Get(c.admin + "/config/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return c
+}
+
+// poll checks done until it holds, failing the test after fleetWait.
+// The processes it waits on have no way to notify the test.
+func poll(t *testing.T, what string, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(fleetWait)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// fleetReport fetches an instance's GET /mirror/report.
+func (c *caddyProcess) report(t *testing.T) report {
+	t.Helper()
+	resp, err := http.Get(c.admin + "/mirror/report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r report
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// waitFleetReports waits until every instance's candidate has compared n
+// exchanges, and returns the candidate's reports.
+func waitFleetReports(t *testing.T, fleet []*caddyProcess, n int) []targetReport {
+	t.Helper()
+	out := make([]targetReport, len(fleet))
+	for i, c := range fleet {
+		poll(t, fmt.Sprintf("%s to compare %d exchanges", c.site, n), func() bool {
+			r := c.report(t)
+			if len(r.Targets) != 1 {
+				return false
+			}
+			out[i] = r.Targets[0]
+			return out[i].Compared == int64(n)
+		})
+	}
+	return out
+}
+
+// sumReports adds up the reports' counts, keyed as countKey keys the
+// samples of the Prometheus series.
+func sumReports(reports []targetReport) map[string]float64 {
+	sum := map[string]float64{}
+	for _, r := range reports {
+		sum[countKey(map[string]string{"__name__": "caddy_http_mirror_compared_total", "noise": "true"})] += float64(r.WithNoise)
+		sum[countKey(map[string]string{"__name__": "caddy_http_mirror_compared_total", "noise": "false"})] += float64(r.Compared - r.WithNoise)
+		for result, n := range r.Counts {
+			sum[countKey(map[string]string{"__name__": "caddy_http_mirror_compare_total", "result": result})] += float64(n)
+		}
+		for _, f := range r.Fields {
+			sum[countKey(map[string]string{"__name__": "caddy_http_mirror_field_differences_total", "field": f.Field, "source": sourceShadow})] += float64(f.Differences)
+			if noise := math.Round(f.NoisePercent * float64(r.WithNoise) / 100); noise > 0 {
+				sum[countKey(map[string]string{"__name__": "caddy_http_mirror_field_differences_total", "field": f.Field, "source": sourceNoise})] += noise
+			}
+		}
+		for _, p := range r.StatusPairs {
+			sum[countKey(map[string]string{"__name__": "caddy_http_mirror_status_pairs_total", "primary_code": fmt.Sprint(p.Primary), "shadow_code": fmt.Sprint(p.Shadow)})] += float64(p.Count)
+		}
+	}
+	return sum
+}
+
+// countKey names a count by its series name and labels.
+func countKey(labels map[string]string) string {
+	var parts []string
+	for _, k := range []string{"noise", "result", "field", "source", "primary_code", "shadow_code"} {
+		if v, ok := labels[k]; ok {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return labels["__name__"] + "{" + strings.Join(parts, ",") + "}"
+}
+
+// verdictFields returns the fields that any report judges a regression,
+// and those it judges noise, sorted.
+func verdictFields(reports []targetReport) (regressions, noise []string) {
+	for _, r := range reports {
+		for _, f := range r.Fields {
+			switch {
+			case f.Verdict == verdictRegression && !slices.Contains(regressions, f.Field):
+				regressions = append(regressions, f.Field)
+			case f.Verdict == verdictNoise && !slices.Contains(noise, f.Field):
+				noise = append(noise, f.Field)
+			}
+		}
+	}
+	slices.Sort(regressions)
+	slices.Sort(noise)
+	return regressions, noise
+}
+
+// fieldsOf returns the field labels of a query's samples, sorted.
+func fieldsOf(samples []promSample) []string {
+	var fields []string
+	for _, s := range samples {
+		fields = append(fields, s.metric["field"])
+	}
+	slices.Sort(fields)
+	return fields
+}
+
+// dashboardQueries returns every query of example/grafana/mirror.json.
+func dashboardQueries(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile("example/grafana/mirror.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dashboard struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dashboard); err != nil {
+		t.Fatalf("example/grafana/mirror.json: %v", err)
+	}
+	var queries []string
+	for _, p := range dashboard.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			queries = append(queries, q.Expr)
+		}
+	}
+	return queries
+}
+
+// promServer is a running Prometheus server.
+type promServer struct{ url string }
+
+// startPrometheus runs Prometheus with example/prometheus/prometheus.yml
+// and rules.yml, scraping the fleet every second instead of the example's
+// hosts every 15 seconds, and waits until it is ready.
+func startPrometheus(t *testing.T, bin string, fleet []*caddyProcess) *promServer {
+	t.Helper()
+	dir := t.TempDir()
+	config, err := os.ReadFile("example/prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := os.ReadFile("example/prometheus/rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, c := range fleet {
+		targets = append(targets, strings.TrimPrefix(c.admin, "http://"))
+	}
+	cfg := strings.NewReplacer(
+		"scrape_interval: 15s", "scrape_interval: 1s",
+		"evaluation_interval: 15s", "evaluation_interval: 1s",
+		"          - caddy-1.internal:2019\n", "          - "+targets[0]+"\n",
+		"          - caddy-2.internal:2019\n", "          - "+targets[1]+"\n",
+		"          - caddy-3.internal:2019\n", "",
+	).Replace(string(config))
+	if strings.Contains(cfg, "internal:2019\n") || !strings.Contains(cfg, "evaluation_interval: 1s") {
+		t.Fatalf("example/prometheus/prometheus.yml changed shape; update startPrometheus:\n%s", cfg)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rules.yml"), rules, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
+	logs, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		logs.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(logs.Name())
+			t.Logf("prometheus logged:\n%s", out)
+		}
+	})
+	p := &promServer{url: "http://" + addr}
+	poll(t, "prometheus to be ready", func() bool {
+		resp, err := http.Get(p.url + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return p
+}
+
+// promSample is one sample of an instant query's result.
+type promSample struct {
+	metric map[string]string
+	value  float64
+}
+
+// query evaluates an instant query through the HTTP API.
+func (p *promServer) query(t *testing.T, q string) []promSample {
+	t.Helper()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	p.get(t, "/api/v1/query?query="+url.QueryEscape(q), &body)
+	if body.Status != "success" {
+		t.Fatalf("query %s: %s", q, body.Error)
+	}
+	var out []promSample
+	for _, r := range body.Data.Result {
+		var v float64
+		if s, ok := r.Value[1].(string); ok {
+			_, _ = fmt.Sscan(s, &v)
+		}
+		out = append(out, promSample{r.Metric, v})
+	}
+	return out
+}
+
+// waitFor evaluates q until done holds for its result.
+func (p *promServer) waitFor(t *testing.T, what, q string, done func([]promSample) bool) {
+	t.Helper()
+	poll(t, what+" in prometheus", func() bool { return done(p.query(t, q)) })
+}
+
+// promRules is the body of GET /api/v1/rules.
+type promRules struct {
+	Data struct {
+		Groups []struct {
+			Name           string    `json:"name"`
+			LastEvaluation time.Time `json:"lastEvaluation"`
+			Rules          []struct {
+				Name      string `json:"name"`
+				Query     string `json:"query"`
+				Type      string `json:"type"`
+				Health    string `json:"health"`
+				LastError string `json:"lastError"`
+			} `json:"rules"`
+		} `json:"groups"`
+	} `json:"data"`
+}
+
+// waitForEvaluation waits until every rule group has been evaluated after
+// since, so that the recorded series include what was scraped before.
+func (p *promServer) waitForEvaluation(t *testing.T, since time.Time) {
+	t.Helper()
+	poll(t, "prometheus to evaluate every rule group", func() bool {
+		var rules promRules
+		p.get(t, "/api/v1/rules", &rules)
+		for _, g := range rules.Data.Groups {
+			if !g.LastEvaluation.After(since) {
+				return false
+			}
+		}
+		return len(rules.Data.Groups) > 0
+	})
+}
+
+// rules checks that every loaded rule is healthy and returns the alerting
+// rules' queries by name.
+func (p *promServer) rules(t *testing.T) map[string]string {
+	t.Helper()
+	var rules promRules
+	p.get(t, "/api/v1/rules", &rules)
+	alerts := map[string]string{}
+	n := 0
+	for _, g := range rules.Data.Groups {
+		for _, r := range g.Rules {
+			n++
+			if r.Health != "ok" {
+				t.Errorf("rule %s in group %s: health %q, %s", r.Name, g.Name, r.Health, r.LastError)
+			}
+			if r.Type == "alerting" {
+				alerts[r.Name] = r.Query
+			}
+		}
+	}
+	if n != 12 || len(alerts) != 3 {
+		t.Errorf("prometheus loaded %d rules, %d of them alerts; want the 12 and 3 of rules.yml", n, len(alerts))
+	}
+	return alerts
+}
+
+func (p *promServer) get(t *testing.T, path string, into any) {
+	t.Helper()
+	resp, err := http.Get(p.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
