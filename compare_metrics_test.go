@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -19,9 +20,8 @@ type sampleValue struct {
 	value  float64
 }
 
-// scrapeFamily returns every sample of the named counter or gauge family
-// on the admin endpoint's /metrics, or none when it has no sample.
-func scrapeFamily(t testing.TB, name string) []sampleValue {
+// metricFamilies parses the admin endpoint's /metrics.
+func metricFamilies(t testing.TB) map[string]*dto.MetricFamily {
 	t.Helper()
 	resp, err := http.Get(adminURL + "/metrics")
 	if err != nil {
@@ -33,6 +33,14 @@ func scrapeFamily(t testing.TB, name string) []sampleValue {
 	if err != nil {
 		t.Fatalf("parsing /metrics: %v", err)
 	}
+	return families
+}
+
+// scrapeFamily returns every sample of the named counter or gauge family
+// on the admin endpoint's /metrics, or none when it has no sample.
+func scrapeFamily(t testing.TB, name string) []sampleValue {
+	t.Helper()
+	families := metricFamilies(t)
 	var out []sampleValue
 	for _, m := range families[name].GetMetric() {
 		s := sampleValue{labels: map[string]string{}}

@@ -10,9 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
@@ -123,17 +120,7 @@ func metricValue(t testing.TB, target, outcome string) float64 {
 // /metrics.
 func scrape(t testing.TB, name string, want map[string]string) float64 {
 	t.Helper()
-	resp, err := http.Get(adminURL + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	family, ok := families[name]
+	family, ok := metricFamilies(t)[name]
 	if !ok {
 		t.Fatalf("/metrics has no %s", name)
 	}

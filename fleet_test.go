@@ -175,23 +175,7 @@ func startCaddyProcess(t *testing.T, bin, secondary, candidate, primary string) 
 	}
 	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	logs, err := os.Create(filepath.Join(dir, "caddy.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		logs.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(logs.Name())
-			t.Logf("caddy on %s logged:\n%s", siteAddr, out)
-		}
-	})
+	startProcess(t, cmd, "caddy on "+siteAddr)
 	c := &caddyProcess{admin: "http://" + adminAddr, site: "http://" + siteAddr}
 	poll(t, "caddy on "+siteAddr+" to start", func() bool {
 		resp, err := http.Get(c.admin + "/config/")
@@ -202,6 +186,24 @@ func startCaddyProcess(t *testing.T, bin, secondary, candidate, primary string) 
 		return resp.StatusCode == http.StatusOK
 	})
 	return c
+}
+
+// startProcess starts cmd, stops it with an interrupt when the test ends,
+// and logs what it wrote if the test failed.
+func startProcess(t *testing.T, cmd *exec.Cmd, name string) {
+	t.Helper()
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s logged:\n%s", name, logs.String())
+		}
+	})
 }
 
 // poll checks done until it holds, failing the test after fleetWait.
@@ -384,23 +386,7 @@ func startPrometheus(t *testing.T, bin string, fleet []*caddyProcess) *promServe
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
-	logs, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		logs.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(logs.Name())
-			t.Logf("prometheus logged:\n%s", out)
-		}
-	})
+	startProcess(t, cmd, "prometheus")
 	p := &promServer{url: "http://" + addr}
 	poll(t, "prometheus to be ready", func() bool {
 		resp, err := http.Get(p.url + "/-/ready")
