@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -127,12 +128,46 @@ func TestFleetPrometheus(t *testing.T) {
 		}
 	}
 
-	// every query of the dashboard returns data
+	// every query of the dashboard, and every example of the README's
+	// metrics table, returns data; the table lists every series
 	for _, q := range dashboardQueries(t) {
 		if r := prom.query(t, q); len(r) == 0 {
 			t.Errorf("the dashboard's query returns no data: %s", q)
 		}
 	}
+	documented := readmeMetricExamples(t)
+	for name, q := range documented {
+		if r := prom.query(t, q); len(r) == 0 {
+			t.Errorf("the README's example for %s returns no data: %s", name, q)
+		}
+	}
+	names := prom.query(t, `group by (__name__) ({__name__=~"caddy_http_mirror_.*"})`)
+	t.Logf("%d README examples return data; %d series names scraped", len(documented), len(names))
+	for _, s := range names {
+		name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s.metric["__name__"], "_bucket"), "_sum"), "_count")
+		if _, ok := documented[name]; !ok {
+			t.Errorf("the README's metrics table does not list %s", name)
+		}
+	}
+}
+
+// readmeMetricExamples returns the example PromQL of each series in the
+// README's metrics table, by series name.
+func readmeMetricExamples(t *testing.T) map[string]string {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `(caddy_http_mirror_[a-z_]+)` \\|.*\\| `([^`]+)`[^|]* \\|$")
+	examples := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		examples[m[1]] = m[2]
+	}
+	if len(examples) < 9 {
+		t.Errorf("found examples for %d series in the README's metrics table: %v", len(examples), examples)
+	}
+	return examples
 }
 
 // buildCaddy builds ./cmd/caddy, the plugin included.
