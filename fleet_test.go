@@ -58,6 +58,9 @@ func TestPrometheusExamplesCheck(t *testing.T) {
 // dashboard returns data.
 func TestFleetPrometheus(t *testing.T) {
 	prometheus := lookPrometheusTool(t, "prometheus")
+	if testing.Short() {
+		t.Skip("the fleet test builds Caddy and runs three processes; not in -short mode")
+	}
 	caddyBin := buildCaddy(t)
 	primary, secondary, candidate := newReviewsService(t, false), newReviewsService(t, false), newReviewsService(t, true)
 	fleet := []*caddyProcess{
