@@ -55,7 +55,16 @@ func (s *checksumShadow) copies() int {
 	return len(s.sums)
 }
 
+// TestBodyIntegrity sends bodies around max_body_size, of known and unknown
+// length: with large_bodies stream every one is copied byte for byte, the
+// larger ones streamed; with skip the larger ones are not copied.
 func TestBodyIntegrity(t *testing.T) {
+	for _, mode := range []string{largeBodiesStream, largeBodiesSkip} {
+		t.Run(mode, func(t *testing.T) { testBodyIntegrity(t, mode) })
+	}
+}
+
+func testBodyIntegrity(t *testing.T, mode string) {
 	const (
 		limit       = 32 << 10
 		requests    = 240
@@ -63,7 +72,7 @@ func TestBodyIntegrity(t *testing.T) {
 	)
 	rec := recordOutcomes(t)
 	shadow := newChecksumShadow(t)
-	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q}],"max_body_size":%d,"max_in_flight":100000}`, shadow.URL, limit))
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q}],"max_body_size":%d,"max_in_flight":100000,"large_bodies":%q}`, shadow.URL, limit, mode))
 	front := serveThrough(t, h, checksumPrimary)
 
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -115,15 +124,16 @@ func TestBodyIntegrity(t *testing.T) {
 	within := 0
 	for i, body := range bodies {
 		sum, copied := shadow.copied(fmt.Sprint(i))
+		wantCopy := len(body) <= limit || mode == largeBodiesStream
 		switch {
-		case len(body) <= limit && !copied:
-			t.Errorf("request %d (%d bytes, within the limit) was not copied", i, len(body))
-		case len(body) <= limit && sum != sha256hex(body):
+		case wantCopy && !copied:
+			t.Errorf("request %d (%d bytes) was not copied", i, len(body))
+		case wantCopy && sum != sha256hex(body):
 			t.Errorf("request %d (%d bytes): copy checksum %s, want %s", i, len(body), sum, sha256hex(body))
-		case len(body) > limit && copied:
+		case !wantCopy && copied:
 			t.Errorf("request %d (%d bytes, over the limit) was copied", i, len(body))
 		}
-		if len(body) <= limit {
+		if wantCopy {
 			within++
 		}
 	}

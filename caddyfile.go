@@ -60,6 +60,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    # with an inline <upstream>, that one target's options go directly in this block
 //	    max_body_size <size>
+//	    large_bodies  stream|skip
+//	    stream_window <size>
+//	    max_stream_size <size>
 //	    max_in_flight <n>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -91,18 +94,41 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Targets = append(h.Targets, t)
 
-		case "max_body_size":
+		case "max_body_size", "stream_window", "max_stream_size":
+			name := d.Val()
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
 			size, err := humanize.ParseBytes(d.Val())
 			if err != nil {
-				return d.Errf("invalid max_body_size '%s': %v", d.Val(), err)
+				return d.Errf("invalid %s '%s': %v", name, d.Val(), err)
 			}
 			if size > 1<<62 {
-				return d.Errf("invalid max_body_size '%s': too large", d.Val())
+				return d.Errf("invalid %s '%s': too large", name, d.Val())
 			}
-			h.MaxBodySize = int64(size)
+			switch name {
+			case "max_body_size":
+				h.MaxBodySize = int64(size)
+			case "stream_window":
+				if size < minStreamWindow || size > maxStreamWindow {
+					return d.Errf("invalid stream_window '%s': must be between 4KiB and 1GiB", d.Val())
+				}
+				h.StreamWindow = int64(size)
+			default:
+				h.MaxStreamSize = int64(size)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		case "large_bodies":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if v := d.Val(); v != largeBodiesStream && v != largeBodiesSkip {
+				return d.Errf("invalid large_bodies '%s': must be stream or skip", v)
+			}
+			h.LargeBodies = d.Val()
 			if d.NextArg() {
 				return d.ArgErr()
 			}

@@ -74,6 +74,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 					dial_timeout 2s
 				}
 				max_body_size 1MiB
+				large_bodies stream
+				stream_window 256KiB
+				max_stream_size 1GiB
 				max_in_flight 64
 			}`,
 			want: `{"targets":[{
@@ -87,7 +90,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				"max_fails":3,
 				"fail_duration":60000000000,
 				"transport":{"protocol":"http","dial_timeout":2000000000}
-			}],"max_body_size":1048576,"max_in_flight":64}`,
+			}],"max_body_size":1048576,"large_bodies":"stream","stream_window":262144,"max_stream_size":1073741824,"max_in_flight":64}`,
 		},
 		{
 			name: "compare, Diffy style",
@@ -192,6 +195,13 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"match unknown matcher", "mirror http://a {\n\tmatch {\n\t\tcolour blue\n\t}\n}", "colour"},
 		{"max_body_size bad", "mirror http://a {\n\tmax_body_size huge\n}", "invalid max_body_size 'huge'"},
 		{"max_body_size missing", "mirror http://a {\n\tmax_body_size\n}", "wrong argument count"},
+		{"large_bodies bad", "mirror http://a {\n\tlarge_bodies buffer\n}", "invalid large_bodies 'buffer'"},
+		{"large_bodies missing", "mirror http://a {\n\tlarge_bodies\n}", "wrong argument count"},
+		{"large_bodies twice on a line", "mirror http://a {\n\tlarge_bodies skip stream\n}", "wrong argument count"},
+		{"stream_window bad", "mirror http://a {\n\tstream_window wide\n}", "invalid stream_window 'wide'"},
+		{"stream_window too small", "mirror http://a {\n\tstream_window 1KiB\n}", "invalid stream_window '1KiB'"},
+		{"max_stream_size bad", "mirror http://a {\n\tmax_stream_size lots\n}", "invalid max_stream_size 'lots'"},
+		{"max_stream_size missing", "mirror http://a {\n\tmax_stream_size\n}", "wrong argument count"},
 		{"max_in_flight bad", "mirror http://a {\n\tmax_in_flight many\n}", "invalid max_in_flight 'many'"},
 		{"max_in_flight negative", "mirror http://a {\n\tmax_in_flight -1\n}", "invalid max_in_flight '-1'"},
 		{"max_fails bad", "mirror http://a {\n\tmax_fails -2\n}", "invalid max_fails '-2'"},

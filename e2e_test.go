@@ -351,6 +351,7 @@ func TestE2E_SkipsAndLimits(t *testing.T) {
 :9080 {
 	mirror http://%s {
 		max_body_size 10
+		max_stream_size 15
 	}
 	reverse_proxy %s
 }
@@ -364,7 +365,8 @@ func TestE2E_SkipsAndLimits(t *testing.T) {
 		want   outcome
 	}{
 		{"body at the limit", "0123456789", nil, mirrored},
-		{"body over the limit", "0123456789A", nil, skippedBodyTooLarge},
+		{"body streamed", "0123456789ABCDE", nil, mirrored},
+		{"body over max_stream_size", "0123456789ABCDEF", nil, skippedBodyTooLarge},
 		{"a copy arriving again", "", map[string]string{"Caddy-Mirror": "1"}, skippedLoop},
 		{"websocket upgrade", "", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, skippedUnsupported},
 	} {
@@ -383,14 +385,16 @@ func TestE2E_SkipsAndLimits(t *testing.T) {
 			t.Errorf("%s: primary got body %q, want %q", tc.name, p.body, tc.body)
 		}
 	}
-	for _, o := range []outcome{mirrored, skippedBodyTooLarge, skippedLoop, skippedUnsupported} {
-		if got := metricValue(t, target, o.String()); got != 1 {
-			t.Errorf("/metrics %s = %v, want 1", o, got)
+	for o, want := range map[outcome]float64{mirrored: 2, skippedBodyTooLarge: 1, skippedLoop: 1, skippedUnsupported: 1} {
+		if got := metricValue(t, target, o.String()); got != want {
+			t.Errorf("/metrics %s = %v, want %v", o, got, want)
 		}
 	}
 	unloadMirrors(tester)
-	if s := receive(t, shadow.seen, "the copy"); s.body != "0123456789" {
-		t.Errorf("copy body = %q, want the body at the limit", s.body)
+	for _, want := range []string{"0123456789", "0123456789ABCDE"} {
+		if s := receive(t, shadow.seen, "the copy"); s.body != want {
+			t.Errorf("copy body = %q, want %q", s.body, want)
+		}
 	}
 	shadow.assertNothingSeen(t, "the shadow")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -69,19 +70,6 @@ func FuzzJSONConfig(f *testing.F) {
 	})
 }
 
-// captureTransport hands each copy's body to a channel.
-type captureTransport chan []byte
-
-func (c captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	var body []byte
-	if req.Body != nil {
-		body, _ = io.ReadAll(req.Body)
-		req.Body.Close()
-	}
-	c <- body
-	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: req}, nil
-}
-
 // chunkedReader returns its data in reads of the sizes given in turn.
 type chunkedReader struct {
 	data  []byte
@@ -102,20 +90,82 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// pacedShadow is a transport whose shadow reads a copy's body in reads of
+// the sizes given in turn, stops once it has taken stallAt bytes until
+// resume is closed, then reads the rest. It hands what it read, and the
+// read error if any, to got.
+type pacedShadow struct {
+	sizes   []byte
+	stallAt int
+	resume  chan struct{}
+	got     chan pacedCopy
+}
+
+type pacedCopy struct {
+	body []byte
+	err  error
+}
+
+func (s *pacedShadow) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	var err error
+	if req.Body != nil {
+		buf := make([]byte, 256)
+		for i := 0; err == nil; i++ {
+			if len(body) >= s.stallAt && s.resume != nil {
+				<-s.resume
+				s.resume = nil
+			}
+			size := len(buf)
+			if len(s.sizes) > 0 {
+				size = int(s.sizes[i%len(s.sizes)]) + 1
+			}
+			if len(body) < s.stallAt {
+				size = min(size, s.stallAt-len(body)) // stop exactly there
+			}
+			var n int
+			n, err = req.Body.Read(buf[:size])
+			body = append(body, buf[:n]...)
+		}
+		req.Body.Close()
+		if err == io.EOF {
+			err = nil
+		}
+	}
+	s.got <- pacedCopy{body, err}
+	if err != nil {
+		return nil, err
+	}
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: req}, nil
+}
+
+// FuzzTeeBody checks the body tee, buffered and streamed, under arbitrary
+// body splits, primary read sizes, window sizes and shadow reading: the
+// primary always reads the input; the copy gets the input byte for byte,
+// or, only when it streams, is cut off and counted.
 func FuzzTeeBody(f *testing.F) {
-	f.Add([]byte("hello, shadow"), []byte{0, 3, 200}, []byte{1, 1, 7})
-	f.Add(bytes.Repeat([]byte{0xff, 0}, 300), []byte{255}, []byte{0})
-	f.Add([]byte{}, []byte{}, []byte{})
+	f.Add([]byte("hello, shadow"), []byte{0, 3, 200}, []byte{1, 1, 7}, []byte{5}, uint16(100), uint16(64))
+	f.Add(bytes.Repeat([]byte{0xff, 0}, 300), []byte{255}, []byte{0}, []byte{}, uint16(0), uint16(1000))
+	f.Add(bytes.Repeat([]byte("streamed "), 200), []byte{31, 7}, []byte{63}, []byte{255, 1}, uint16(300), uint16(90))
+	f.Add(bytes.Repeat([]byte("cut off "), 200), []byte{}, []byte{}, []byte{}, uint16(0), uint16(16))
+	f.Add([]byte{}, []byte{}, []byte{}, []byte{}, uint16(0), uint16(0))
 	const limit = 256
-	h := provisionHandler(f, `{"targets":[{"upstream":"http://fuzz.invalid"}],"max_body_size":256}`)
-	copies := make(captureTransport, 1)
-	h.Targets[0].Transport = copies
+	h := provisionHandler(f, `{"targets":[{"upstream":"http://fuzz.invalid","max_fails":-1}],"max_body_size":256}`)
+	tg := h.Targets[0]
 	rec := recordOutcomes(f)
 
-	f.Fuzz(func(t *testing.T, data, sourceSizes, readSizes []byte) {
+	f.Fuzz(func(t *testing.T, data, sourceSizes, readSizes, shadowSizes []byte, stallAt, window uint16) {
+		// windows below the configurable minimum make cut-offs likely
+		h.StreamWindow = int64(window%2048) + 1
+		h.windows = &sync.Pool{New: func() any {
+			w := make([]byte, h.StreamWindow)
+			return &w
+		}}
+		shadow := &pacedShadow{sizes: shadowSizes, stallAt: int(stallAt), resume: make(chan struct{}), got: make(chan pacedCopy, 1)}
+		tg.Transport = shadow
+
 		r, _ := http.NewRequest(http.MethodPost, "http://front/", nil)
 		r = withCaddyContext(nil, r)
-		tg := h.Targets[0]
 		if _, _, ok := h.admit(tg, r); !ok {
 			t.Fatal("admit refused a copy")
 		}
@@ -139,18 +189,29 @@ func FuzzTeeBody(f *testing.F) {
 			}
 		}
 		tee.settle(skippedBodyIncomplete) // as ServeHTTP does; a no-op here
+		close(shadow.resume)
 
 		if !bytes.Equal(primary.Bytes(), data) {
 			t.Fatalf("primary read %d bytes that differ from the %d sent", primary.Len(), len(data))
 		}
-		want := mirrored
-		if len(data) > limit {
-			want = skippedBodyTooLarge
-		} else if got := <-copies; !bytes.Equal(got, data) {
-			t.Fatalf("copy has %d bytes that differ from the %d sent", len(got), len(data))
-		}
-		if o := rec.wait(t, 1)[0]; o.outcome != want {
-			t.Fatalf("outcome for %d bytes = %v, want %v", len(data), o.outcome, want)
+		got := receive(t, shadow.got, "the copy at the shadow")
+		o := rec.wait(t, 1)[0].outcome
+		// bytes the shadow had not taken when the primary was done
+		behind := len(data) - max(limit, int(stallAt))
+		switch {
+		case o == mirrored:
+			if !bytes.Equal(got.body, data) || got.err != nil {
+				t.Fatalf("copy has %d bytes (error %v) that differ from the %d sent", len(got.body), got.err, len(data))
+			}
+			if behind > int(h.StreamWindow) {
+				t.Fatalf("copy %d bytes behind with a window of %d was not cut off", behind, h.StreamWindow)
+			}
+		case o == cutOffSlow && len(data) > limit:
+			if got.err == nil || !bytes.Equal(got.body, data[:len(got.body)]) {
+				t.Fatalf("cut-off copy read %d bytes, error %v: want a prefix of the input and an error", len(got.body), got.err)
+			}
+		default:
+			t.Fatalf("outcome for %d bytes (limit %d, window %d) = %v", len(data), limit, h.StreamWindow, o)
 		}
 		if n := h.inFlight.Load(); n != 0 {
 			t.Fatalf("in-flight slots after the copy ended = %d, want 0", n)

@@ -19,6 +19,9 @@ const (
 	skippedBodyIncomplete                // the body was not read to its end
 	skippedUnsupported                   // an Upgrade or CONNECT request
 	skippedLoop                          // the request is itself a copy
+	cutOffSlow                           // a streamed copy's shadow fell stream_window behind
+	cutOffIncomplete                     // a streamed body was not read to its end
+	cutOffTooLarge                       // a streamed body grew past max_stream_size
 	numOutcomes
 )
 
@@ -32,6 +35,9 @@ var outcomeNames = [numOutcomes]string{
 	skippedBodyIncomplete: "skipped_body_incomplete",
 	skippedUnsupported:    "skipped_unsupported",
 	skippedLoop:           "skipped_loop",
+	cutOffSlow:            "cut_off_slow",
+	cutOffIncomplete:      "cut_off_incomplete",
+	cutOffTooLarge:        "cut_off_too_large",
 }
 
 // String returns the outcome's label value.

@@ -35,20 +35,45 @@ func init() {
 // body. The shadows' responses are discarded: the client only ever sees the
 // primary's response, and a slow, hung or failing shadow cannot change it.
 //
+// A body up to max_body_size is buffered and each copy sent once it is
+// complete; a larger one is streamed to the copies as the primary reads it,
+// and a copy whose shadow falls stream_window bytes behind is cut off.
+//
 // Memory is bounded: at most max_in_flight copies exist at once, each holding
-// at most max_body_size bytes of body. A copy that is not sent is counted,
-// with its reason, in caddy_http_mirror_requests_total.
+// at most max_body_size + stream_window bytes of body. A copy that is not
+// sent, or not sent whole, is counted, with its reason, in
+// caddy_http_mirror_requests_total.
 type Handler struct {
 	// The shadow upstreams to copy requests to. Each target decides on its
 	// own which requests it gets, so one request may be copied to several
 	// targets. At least one target is required.
 	Targets []*Target `json:"targets,omitempty"`
 
-	// The largest request body, in bytes, that is copied. A request whose
-	// body is larger is still served by the primary, byte for byte and
-	// without delay, but is not copied (outcome skipped_body_too_large).
-	// Must not be negative. Default: 1048576 (1 MiB).
+	// The largest request body, in bytes, that is buffered and copied whole
+	// once complete. A larger body is streamed to the copies as the primary
+	// reads it (see large_bodies). Must not be negative.
+	// Default: 1048576 (1 MiB).
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// What becomes of the copies of a request whose body is larger than
+	// max_body_size: "stream" sends each copy the buffered prefix, then the
+	// rest of the body as the primary reads it; "skip" does not copy the
+	// request (outcome skipped_body_too_large). Either way the primary gets
+	// the body byte for byte and without delay. Default: "stream".
+	LargeBodies string `json:"large_bodies,omitempty"`
+
+	// How many bytes of a streamed body each copy may hold that its shadow
+	// has not yet taken. A copy that falls further behind is cut off: its
+	// request is aborted and its connection closed (outcome cut_off_slow);
+	// the primary never waits for it. Reads of the body are at most this
+	// long while copies may stream. At least 4096. Default: 1048576 (1 MiB).
+	StreamWindow int64 `json:"stream_window,omitempty"`
+
+	// The largest body, in bytes, that is streamed. A body known from its
+	// Content-Length to be larger is not copied (skipped_body_too_large);
+	// one that grows past it is cut off (cut_off_too_large). Must not be
+	// negative. Default: 0, no cap.
+	MaxStreamSize int64 `json:"max_stream_size,omitempty"`
 
 	// The most copies that may be in flight at once for this handler,
 	// across all targets, counting copies whose body is still arriving.
@@ -67,11 +92,15 @@ type Handler struct {
 	sampledLogger   *zap.Logger // so that a dead or diverging mirror cannot flood the log
 	comparing       bool        // a target compares its responses
 	keepPrimaryBody int64       // how much of the primary's body comparisons need
+	windows         *sync.Pool  // the streamed copies' windows, of StreamWindow bytes
 }
 
 const (
 	defaultMaxBodySize  = 1 << 20
 	defaultMaxInFlight  = 1024
+	defaultStreamWindow = 1 << 20
+	minStreamWindow     = 4096
+	maxStreamWindow     = 1 << 30
 	defaultTimeout      = 10 * time.Second
 	defaultMaxFails     = 5
 	defaultFailDuration = 10 * time.Second
@@ -123,6 +152,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxInFlight == 0 {
 		h.MaxInFlight = defaultMaxInFlight
 	}
+	if h.LargeBodies == "" {
+		h.LargeBodies = largeBodiesStream
+	}
+	if h.StreamWindow == 0 {
+		h.StreamWindow = defaultStreamWindow
+	}
+	window := h.StreamWindow
+	h.windows = &sync.Pool{New: func() any {
+		w := make([]byte, max(window, minStreamWindow))
+		return &w
+	}}
 
 	metrics, err := newMirrorMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
@@ -156,6 +196,15 @@ func (h *Handler) Validate() error {
 	}
 	if h.MaxInFlight < 0 {
 		return fmt.Errorf("max_in_flight must not be negative, got %d", h.MaxInFlight)
+	}
+	if h.LargeBodies != largeBodiesStream && h.LargeBodies != largeBodiesSkip {
+		return fmt.Errorf("large_bodies must be %q or %q, got %q", largeBodiesStream, largeBodiesSkip, h.LargeBodies)
+	}
+	if h.StreamWindow < minStreamWindow || h.StreamWindow > maxStreamWindow {
+		return fmt.Errorf("stream_window must be between %d and %d bytes, got %d", minStreamWindow, maxStreamWindow, h.StreamWindow)
+	}
+	if h.MaxStreamSize < 0 {
+		return fmt.Errorf("max_stream_size must not be negative, got %d", h.MaxStreamSize)
 	}
 	for i, t := range h.Targets {
 		if err := t.validate(); err != nil {
@@ -260,7 +309,7 @@ func (h *Handler) admit(t *Target, r *http.Request) (probe bool, reason outcome,
 	if reason, skip := unsupported(r); skip {
 		return false, reason, false
 	}
-	if r.ContentLength > h.MaxBodySize {
+	if r.ContentLength > h.MaxBodySize && (!h.streams() || h.MaxStreamSize > 0 && r.ContentLength > h.MaxStreamSize) {
 		return false, skippedBodyTooLarge, false
 	}
 	if !t.sampler.allow() {
@@ -310,7 +359,8 @@ func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
 }
 
 // dispatch starts one goroutine per copy. body holds the complete request
-// body shared by all the copies, or is nil when there is none. It never
+// body shared by all the copies, or is nil when there is none or the
+// copies stream theirs. It never
 // blocks: the goroutines are bounded by the in-flight slots that the copies
 // already hold.
 func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
@@ -319,8 +369,11 @@ func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
 	if h.closed {
 		// the config is being unloaded: the copies are cancelled
 		h.abandon(copies, failed)
-		for range copies {
+		for _, c := range copies {
 			body.release()
+			if c.stream != nil {
+				c.stream.Close()
+			}
 		}
 		return
 	}
@@ -329,6 +382,17 @@ func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
 		go h.send(c, body)
 	}
 }
+
+// streams reports whether a body larger than max_body_size is streamed.
+func (h *Handler) streams() bool {
+	return h.LargeBodies == largeBodiesStream
+}
+
+// The values of large_bodies.
+const (
+	largeBodiesStream = "stream"
+	largeBodiesSkip   = "skip"
+)
 
 // now is the clock, replaceable in tests.
 var now = time.Now

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime/debug"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -31,11 +32,17 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		// the slot is free and the target's health updated before the
 		// outcome is counted, so that a counted copy is never in flight
 		h.release(t)
-		t.health.record(result == mirrored, c.probe)
+		if result.blamesClient() {
+			if c.probe {
+				t.health.cancelProbe()
+			}
+		} else {
+			t.health.record(result == mirrored, c.probe)
+		}
 		t.count(result)
 	}()
 
-	ctx, cancel := context.WithTimeout(h.copyCtx, t.timeout)
+	ctx, cancel := c.context(h.copyCtx, t.timeout)
 	defer cancel()
 	if c.ex != nil {
 		defer func() {
@@ -47,7 +54,16 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		}()
 	}
 	req := c.req.WithContext(ctx)
-	req.Body, req.ContentLength = body.reader()
+	if c.stream != nil {
+		req.Body, req.ContentLength = c.stream, c.stream.length
+		defer func() {
+			if reason, cut := c.stream.stop(); cut {
+				result = reason
+			}
+		}()
+	} else {
+		req.Body, req.ContentLength = body.reader()
+	}
 
 	start := now()
 	resp, err := t.Transport.RoundTrip(req)
@@ -104,12 +120,22 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 // Switching Protocols.
 var errUnrequestedSwitch = errors.New("shadow switched protocols without being asked to (101)")
 
+// context returns the context of c's exchange: it ends at timeout, which
+// for a streamed copy counts from the end of its body.
+func (c pendingCopy) context(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if c.stream != nil {
+		return c.stream.context(parent, timeout)
+	}
+	return context.WithTimeout(parent, timeout)
+}
+
 // pendingCopy is a copy that has been admitted but not yet sent: its
 // request is fully prepared, every placeholder already resolved.
 type pendingCopy struct {
 	target *Target
 	req    *http.Request
-	probe  bool // the probe of an unhealthy target
+	probe  bool        // the probe of an unhealthy target
+	stream *streamBody // the body, for a copy that streams it
 
 	// For a copy whose response is compared or is a noise source: the
 	// exchange it belongs to, where its response goes, and for a compared

@@ -1,0 +1,216 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+)
+
+// streamBody is the request body of one streamed copy: the body's buffered
+// prefix, shared with the request's other copies, then the rest as the
+// primary reads it. What the primary has read and the copy's transport has
+// not yet taken waits in a window of fixed size. A copy whose shadow falls
+// further behind than the window is cut off: its body reads fail, its
+// context is cancelled (which closes its connection), and the primary never
+// waits for it.
+//
+// The primary's side (write, finish, cut) and the transport's side (Read,
+// Close) run in different goroutines; every state change is locked.
+type streamBody struct {
+	length int64 // the copy's Content-Length, -1 when unknown
+
+	mu     sync.Mutex
+	cond   sync.Cond
+	prefix *sharedBody // nil once read or released
+	off    int         // how much of the prefix has been read
+	window *[]byte     // ring of bytes not yet taken; nil once released
+	head   int         // where the next byte to read is in the window
+	size   int         // how many bytes the window holds
+	pool   *sync.Pool  // where the window goes back to
+	eof    bool        // the primary read the body to its end
+	closed bool        // the transport closed the body, or send stopped it
+	cut    outcome     // why the copy was cut off; 0 (mirrored) if it was not
+
+	cancel  context.CancelCauseFunc // the copy's context; nil until attached
+	timeout time.Duration
+	timer   *time.Timer // the copy's timeout, started once the body is complete
+}
+
+// errCutOff is what a copy's transport reads once the copy is cut off.
+var errCutOff = errors.New("mirror copy cut off")
+
+// newStreamBody starts a streamed copy whose body begins with prefix (of
+// which it holds one reference) and whose window comes from pool.
+func newStreamBody(prefix *sharedBody, pool *sync.Pool, length int64) *streamBody {
+	s := &streamBody{length: length, prefix: prefix, window: pool.Get().(*[]byte), pool: pool}
+	s.cond.L = &s.mu
+	return s
+}
+
+// Read implements io.Reader for the copy's transport. It waits for the
+// primary to read more of the body, and fails once the copy is cut off.
+func (s *streamBody) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		switch {
+		case s.cut != mirrored || s.closed:
+			return 0, errCutOff
+		case s.prefix != nil:
+			rest := s.prefix.buf.Bytes()[s.off:]
+			n := copy(p, rest)
+			s.off += n
+			if n == len(rest) {
+				s.prefix.release() // this copy is done with it
+				s.prefix = nil
+			}
+			return n, nil
+		case s.size > 0:
+			ring, want := *s.window, min(len(p), s.size)
+			n := copy(p[:want], ring[s.head:])
+			if n < want { // the bytes wrap around the end of the ring
+				n += copy(p[n:want], ring)
+			}
+			s.head = (s.head + n) % len(ring)
+			s.size -= n
+			return n, nil
+		case s.eof:
+			return 0, io.EOF
+		}
+		s.cond.Wait()
+	}
+}
+
+// Close implements io.Closer. The transport closes the body when it has
+// sent it or has given up; either way the copy takes no more bytes.
+func (s *streamBody) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.releaseLocked()
+	return nil
+}
+
+// write hands the copy the next bytes the primary read. It never waits
+// for the copy's transport: when the bytes do not fit in the window the
+// copy is cut off. It reports whether the copy still takes bytes.
+func (s *streamBody) write(p []byte) bool {
+	s.mu.Lock()
+	if s.cut != mirrored || s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	ring := *s.window
+	if s.size+len(p) > len(ring) {
+		cancel := s.cutLocked(cutOffSlow)
+		s.mu.Unlock()
+		cancel()
+		return false
+	}
+	tail := (s.head + s.size) % len(ring)
+	n := copy(ring[tail:], p)
+	copy(ring, p[n:]) // wrap around
+	s.size += len(p)
+	s.cond.Signal()
+	s.mu.Unlock()
+	return true
+}
+
+// finish tells the copy that the body is complete: its transport reads
+// io.EOF after the last byte, and its timeout starts.
+func (s *streamBody) finish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cut != mirrored || s.closed {
+		return
+	}
+	s.eof = true
+	s.cond.Broadcast()
+	s.startTimerLocked()
+}
+
+// cutOff ends the copy early for reason, unless it has already ended.
+func (s *streamBody) cutOff(reason outcome) {
+	s.mu.Lock()
+	if s.cut != mirrored || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	cancel := s.cutLocked(reason)
+	s.mu.Unlock()
+	cancel()
+}
+
+// cutLocked marks the copy cut off and wakes its reader. It returns the
+// function that cancels the copy's context, to be called unlocked.
+func (s *streamBody) cutLocked(reason outcome) func() {
+	s.cut = reason
+	s.releaseLocked()
+	cancel := s.cancel
+	return func() {
+		if cancel != nil {
+			cancel(errCutOff)
+		}
+	}
+}
+
+// releaseLocked gives back the prefix and the window, and wakes the reader.
+func (s *streamBody) releaseLocked() {
+	if s.prefix != nil {
+		s.prefix.release()
+		s.prefix = nil
+	}
+	if s.window != nil {
+		s.pool.Put(s.window)
+		s.window = nil
+	}
+	s.size = 0
+	s.cond.Broadcast()
+}
+
+// context returns the copy's context, a child of parent. The copy's timeout
+// counts from the moment the body is complete, since until then the copy
+// goes at the client's pace; a copy that is cut off is cancelled at once.
+func (s *streamBody) context(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	s.mu.Lock()
+	s.cancel, s.timeout = cancel, timeout
+	if s.eof {
+		s.startTimerLocked()
+	}
+	cut := s.cut != mirrored
+	s.mu.Unlock()
+	if cut {
+		cancel(errCutOff)
+	}
+	return ctx, func() { cancel(context.Canceled) }
+}
+
+func (s *streamBody) startTimerLocked() {
+	if s.cancel != nil && s.timer == nil {
+		cancel := s.cancel
+		s.timer = time.AfterFunc(s.timeout, func() { cancel(context.DeadlineExceeded) })
+	}
+}
+
+// stop ends the copy once its exchange is over, and reports why it was
+// cut off, if it was. A body not yet complete is abandoned: the shadow
+// answered before it had read all of it.
+func (s *streamBody) stop() (reason outcome, cut bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.releaseLocked()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	return s.cut, s.cut != mirrored
+}
+
+// blamesClient reports whether a copy that ended with o tells nothing
+// about its shadow's health: its body was cut short on the client's side.
+func (o outcome) blamesClient() bool {
+	return o == cutOffIncomplete || o == cutOffTooLarge
+}
