@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -157,10 +156,6 @@ func FuzzTeeBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, sourceSizes, readSizes, shadowSizes []byte, stallAt, window uint16) {
 		// windows below the configurable minimum make cut-offs likely
 		h.StreamWindow = int64(window%2048) + 1
-		h.windows = &sync.Pool{New: func() any {
-			w := make([]byte, h.StreamWindow)
-			return &w
-		}}
 		shadow := &pacedShadow{sizes: shadowSizes, stallAt: int(stallAt), resume: make(chan struct{}), got: make(chan pacedCopy, 1)}
 		tg.Transport = shadow
 

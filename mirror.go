@@ -65,8 +65,11 @@ type Handler struct {
 	// How many bytes of a streamed body each copy may hold that its shadow
 	// has not yet taken. A copy that falls further behind is cut off: its
 	// request is aborted and its connection closed (outcome cut_off_slow);
-	// the primary never waits for it. Reads of the body are at most this
-	// long while copies may stream. At least 4096. Default: 1048576 (1 MiB).
+	// the primary never waits for it. The window must cover the time a
+	// shadow takes to connect and keep pace: 4 MiB is 40 ms of a client
+	// uploading at 100 MB/s. Reads of the body are at most this
+	// long while copies may stream. From 4096 to 1073741824.
+	// Default: 4194304 (4 MiB).
 	StreamWindow int64 `json:"stream_window,omitempty"`
 
 	// The largest body, in bytes, that is streamed. A body known from its
@@ -92,13 +95,12 @@ type Handler struct {
 	sampledLogger   *zap.Logger // so that a dead or diverging mirror cannot flood the log
 	comparing       bool        // a target compares its responses
 	keepPrimaryBody int64       // how much of the primary's body comparisons need
-	windows         *sync.Pool  // the streamed copies' windows, of StreamWindow bytes
 }
 
 const (
 	defaultMaxBodySize  = 1 << 20
 	defaultMaxInFlight  = 1024
-	defaultStreamWindow = 1 << 20
+	defaultStreamWindow = 4 << 20
 	minStreamWindow     = 4096
 	maxStreamWindow     = 1 << 30
 	defaultTimeout      = 10 * time.Second
@@ -158,11 +160,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.StreamWindow == 0 {
 		h.StreamWindow = defaultStreamWindow
 	}
-	window := h.StreamWindow
-	h.windows = &sync.Pool{New: func() any {
-		w := make([]byte, max(window, minStreamWindow))
-		return &w
-	}}
 
 	metrics, err := newMirrorMetrics(ctx.GetMetricsRegistry())
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 // streamBody is the request body of one streamed copy: the body's buffered
 // prefix, shared with the request's other copies, then the rest as the
 // primary reads it. What the primary has read and the copy's transport has
-// not yet taken waits in a window of fixed size. A copy whose shadow falls
+// not yet taken waits in a ring that grows as needed up to the window size
+// (a shadow that keeps up holds little). A copy whose shadow falls
 // further behind than the window is cut off: its body reads fail, its
 // context is cancelled (which closes its connection), and the primary never
 // waits for it.
@@ -25,10 +26,10 @@ type streamBody struct {
 	cond   sync.Cond
 	prefix *sharedBody // nil once read or released
 	off    int         // how much of the prefix has been read
-	window *[]byte     // ring of bytes not yet taken; nil once released
-	head   int         // where the next byte to read is in the window
-	size   int         // how many bytes the window holds
-	pool   *sync.Pool  // where the window goes back to
+	ring   []byte      // the bytes not yet taken, from head, wrapping around
+	head   int         // where the next byte to read is in the ring
+	size   int         // how many bytes the ring holds
+	window int         // the most the ring may hold
 	eof    bool        // the primary read the body to its end
 	closed bool        // the transport closed the body, or send stopped it
 	cut    outcome     // why the copy was cut off; 0 (mirrored) if it was not
@@ -42,9 +43,10 @@ type streamBody struct {
 var errCutOff = errors.New("mirror copy cut off")
 
 // newStreamBody starts a streamed copy whose body begins with prefix (of
-// which it holds one reference) and whose window comes from pool.
-func newStreamBody(prefix *sharedBody, pool *sync.Pool, length int64) *streamBody {
-	s := &streamBody{length: length, prefix: prefix, window: pool.Get().(*[]byte), pool: pool}
+// which it holds one reference) and which holds at most window bytes that
+// its transport has not taken.
+func newStreamBody(prefix *sharedBody, window int, length int64) *streamBody {
+	s := &streamBody{length: length, prefix: prefix, window: window}
 	s.cond.L = &s.mu
 	return s
 }
@@ -68,7 +70,7 @@ func (s *streamBody) Read(p []byte) (int, error) {
 			}
 			return n, nil
 		case s.size > 0:
-			ring, want := *s.window, min(len(p), s.size)
+			ring, want := s.ring, min(len(p), s.size)
 			n := copy(p[:want], ring[s.head:])
 			if n < want { // the bytes wrap around the end of the ring
 				n += copy(p[n:want], ring)
@@ -102,13 +104,16 @@ func (s *streamBody) write(p []byte) bool {
 		s.mu.Unlock()
 		return false
 	}
-	ring := *s.window
-	if s.size+len(p) > len(ring) {
-		cancel := s.cutLocked(cutOffSlow)
-		s.mu.Unlock()
-		cancel()
-		return false
+	if s.size+len(p) > len(s.ring) {
+		if s.size+len(p) > s.window {
+			cancel := s.cutLocked(cutOffSlow)
+			s.mu.Unlock()
+			cancel()
+			return false
+		}
+		s.growLocked(s.size + len(p))
 	}
+	ring := s.ring
 	tail := (s.head + s.size) % len(ring)
 	n := copy(ring[tail:], p)
 	copy(ring, p[n:]) // wrap around
@@ -117,6 +122,20 @@ func (s *streamBody) write(p []byte) bool {
 	s.mu.Unlock()
 	return true
 }
+
+// growLocked makes the ring hold at least n bytes, doubling it up to the
+// window, and moves what it holds to its start.
+func (s *streamBody) growLocked(n int) {
+	ring := make([]byte, min(max(n, 2*len(s.ring), minRing), s.window))
+	if s.size > 0 {
+		k := copy(ring, s.ring[s.head:min(s.head+s.size, len(s.ring))])
+		copy(ring[k:s.size], s.ring)
+	}
+	s.ring, s.head = ring, 0
+}
+
+// minRing is the size of a streamed copy's ring when it first needs one.
+const minRing = 64 << 10
 
 // finish tells the copy that the body is complete: its transport reads
 // io.EOF after the last byte, and its timeout starts.
@@ -162,11 +181,7 @@ func (s *streamBody) releaseLocked() {
 		s.prefix.release()
 		s.prefix = nil
 	}
-	if s.window != nil {
-		s.pool.Put(s.window)
-		s.window = nil
-	}
-	s.size = 0
+	s.ring, s.head, s.size = nil, 0, 0
 	s.cond.Broadcast()
 }
 
