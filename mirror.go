@@ -291,7 +291,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	// The body is copied as the primary reads it; the copies are sent the
-	// moment it reaches its end.
+	// moment it reaches its end or, for a body over max_body_size, streamed
+	// from then on.
 	tee := newTeeBody(h, r.Body, copies, r.ContentLength)
 	r.Body = tee
 	err := next.ServeHTTP(w, r)

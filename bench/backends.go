@@ -55,6 +55,7 @@ const (
 	shadowRefusing  = "refusing"  // nothing listens
 	shadowResetting = "resetting" // resets every connection
 	shadowFlapping  = "flapping"  // fast, slow, hanging or down, as the soak sets it
+	shadowTrickle   = "trickle"   // reads request bodies at 1 MiB/s
 )
 
 // newShadow starts a shadow of the given kind.
@@ -70,6 +71,18 @@ func newShadow(kind string) (*backend, error) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			time.Sleep(200 * time.Millisecond)
 			_, _ = io.WriteString(w, "hello from v2, late\n")
+		}))
+	case shadowTrickle:
+		return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// 64 KiB every 62.5 ms: pacing a backend, not synchronising
+			buf := make([]byte, 64<<10)
+			for {
+				if _, err := io.ReadFull(r.Body, buf); err != nil {
+					break
+				}
+				time.Sleep(62500 * time.Microsecond)
+			}
+			_, _ = io.WriteString(w, "hello from v2, slowly\n")
 		}))
 	case shadowHanging:
 		return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

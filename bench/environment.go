@@ -108,7 +108,7 @@ func serveBackends(primaryDelay time.Duration) error {
 		return err
 	}
 	addrs := backendAddrs{Primary: primary.addr, Shadows: map[string]string{}}
-	for _, kind := range []string{shadowFast, shadowSlow, shadowHanging, shadowRefusing, shadowResetting} {
+	for _, kind := range []string{shadowFast, shadowSlow, shadowHanging, shadowRefusing, shadowResetting, shadowTrickle} {
 		s, err := newShadow(kind)
 		if err != nil {
 			return err

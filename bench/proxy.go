@@ -20,6 +20,7 @@ type mirrorConfig struct {
 	percent     *float64 // nil: 100
 	matchHeader bool     // a matcher that never matches
 	maxBodySize int64
+	largeBodies string // "" for the default, stream
 	maxInFlight int
 	compare     bool // compare the shadow's responses with the primary's
 }
@@ -63,6 +64,9 @@ func caddyJSON(port, adminPort int, primary, shadow string, m *mirrorConfig) ([]
 		}
 		if m.maxInFlight != 0 {
 			mirror["max_in_flight"] = m.maxInFlight
+		}
+		if m.largeBodies != "" {
+			mirror["large_bodies"] = m.largeBodies
 		}
 		handlers = append(handlers, mirror)
 	}

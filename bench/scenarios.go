@@ -25,6 +25,7 @@ var allScenarios = []scenario{
 	{"6", "memory bound", memoryBound},
 	{"7", "allocations", allocations},
 	{"8", "comparison cost", comparisonCost},
+	{"9", "streamed uploads", streamedUploads},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -289,7 +290,7 @@ func largeUploads(cfg *config, env *environment) ([]section, error) {
 	variants := []variant{
 		caddyBaseline,
 		{name: "caddy mirror, max_body_size 16MiB", server: "caddy", mirror: &mirrorConfig{shadow: shadowFast, maxBodySize: 16 << 20}},
-		{name: "caddy mirror, max_body_size 1MiB", server: "caddy", mirror: &mirrorConfig{shadow: shadowFast, maxBodySize: 1 << 20}},
+		{name: "caddy mirror, max_body_size 1MiB, large_bodies skip", server: "caddy", mirror: &mirrorConfig{shadow: shadowFast, maxBodySize: 1 << 20, largeBodies: "skip"}},
 	}
 	if cfg.nginx != "" {
 		variants = append(variants, variant{name: "nginx proxy_pass", server: "nginx"},
@@ -303,7 +304,7 @@ func largeUploads(cfg *config, env *environment) ([]section, error) {
 	}
 	sec := section{
 		id: "5", title: "Large uploads",
-		setup:  "8 MiB POST bodies, one connection, back to back. The copy is sent with max_body_size 16MiB and skipped with 1MiB.",
+		setup:  "8 MiB POST bodies, one connection, back to back. The copy is buffered and sent with max_body_size 16MiB, and skipped with 1MiB and large_bodies skip (scenario 9 streams it).",
 		target: "Primary latency ≤ 1.1 times the baseline's: no read-ahead before the primary.",
 	}
 	sec.tables = append(sec.tables, latencyTable(res, variants, baselineOf))
@@ -320,5 +321,46 @@ func largeUploads(cfg *config, env *environment) ([]section, error) {
 	}
 	sec.latency = chartOf(res, variants)
 	sec.problems = res.problems(variants)
+	return []section{sec}, nil
+}
+
+// streamedUploads sends bodies over max_body_size, streamed to a fast
+// shadow and to one reading 1 MiB/s, against no mirror.
+func streamedUploads(cfg *config, env *environment) ([]section, error) {
+	sec := section{
+		id: "9", title: "Streamed uploads",
+		setup: "POST bodies of 8 MiB and 256 MiB, one connection, back to back, with the default max_body_size (1 MiB) and stream_window (4 MiB): " +
+			"the copy is streamed as the primary reads the body, to a fast shadow or to one that reads 1 MiB/s (cut off, cut_off_slow).",
+		target: "Upload p50 ≤ 1.3 times the baseline's with a fast shadow, ≤ 1.05 with a slow one.",
+	}
+	for _, size := range []int{8 << 20, 256 << 20} {
+		body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+		variants := []variant{
+			caddyBaseline,
+			{name: fmt.Sprintf("caddy mirror, %d MiB streamed, fast shadow", size>>20), server: "caddy", mirror: mirrorTo(shadowFast)},
+			{name: fmt.Sprintf("caddy mirror, %d MiB streamed, 1 MiB/s shadow", size>>20), server: "caddy", mirror: mirrorTo(shadowTrickle)},
+		}
+		res, err := interleave(cfg, env, variants, func(variant) phase {
+			return phase{conns: 1, method: http.MethodPost, body: body, duration: cfg.phase}
+		}, time.Second)
+		if err != nil {
+			return nil, err
+		}
+		sec.tables = append(sec.tables, latencyTable(res, variants, baselineOf))
+		cpuRows := [][]string{}
+		for _, v := range variants {
+			cpuRows = append(cpuRows, []string{v.name, ratioCell(median(res[v.name], cpuPer1kMs)/1000, median(res[baselineOf(v)], cpuPer1kMs)/1000, "%.2f")})
+		}
+		sec.tables = append(sec.tables, mdTable([]string{"variant", "proxy CPU ms per upload (ratio)"}, cpuRows))
+		for _, v := range variants[1:] {
+			limit := 1.3
+			if v.mirror.shadow == shadowTrickle {
+				limit = 1.05
+			}
+			r := median(res[v.name], p50) / median(res[caddyBaseline.name], p50)
+			sec.verdict(r <= limit, "%s: p50 latency %.2f of the baseline", v.name, r)
+		}
+		sec.problems = append(sec.problems, res.problems(variants)...)
+	}
 	return []section{sec}, nil
 }
