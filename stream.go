@@ -11,8 +11,10 @@ import (
 // streamBody is the request body of one streamed copy: the body's buffered
 // prefix, shared with the request's other copies, then the rest as the
 // primary reads it. What the primary has read and the copy's transport has
-// not yet taken waits in a ring that grows as needed up to the window size
-// (a shadow that keeps up holds little). A copy whose shadow falls
+// not yet taken waits in a queue of pooled blocks, at most the window's
+// worth (a shadow that keeps up holds a block or two, and a block goes back
+// to the pool as soon as it has been taken, so a lagging copy makes no
+// garbage). A copy whose shadow falls
 // further behind than the window is cut off: its body reads fail, its
 // context is cancelled (which closes its connection), and the primary never
 // waits for it.
@@ -26,10 +28,10 @@ type streamBody struct {
 	cond   sync.Cond
 	prefix *sharedBody // nil once read or released
 	off    int         // how much of the prefix has been read
-	ring   []byte      // the bytes not yet taken, from head, wrapping around
-	head   int         // where the next byte to read is in the ring
-	size   int         // how many bytes the ring holds
-	window int         // the most the ring may hold
+	blocks []*[]byte   // the bytes not yet taken, from head in the first block
+	head   int         // where the next byte to read is in the first block
+	size   int         // how many bytes the blocks hold
+	window int         // the most the blocks may hold
 	eof    bool        // the primary read the body to its end
 	closed bool        // the transport closed the body, or send stopped it
 	cut    outcome     // why the copy was cut off; 0 (mirrored) if it was not
@@ -70,13 +72,15 @@ func (s *streamBody) Read(p []byte) (int, error) {
 			}
 			return n, nil
 		case s.size > 0:
-			ring, want := s.ring, min(len(p), s.size)
-			n := copy(p[:want], ring[s.head:])
-			if n < want { // the bytes wrap around the end of the ring
-				n += copy(p[n:want], ring)
+			n := 0
+			for n < len(p) && s.size > 0 {
+				first := *s.blocks[0]
+				k := copy(p[n:], first[s.head:min(len(first), s.head+s.size)])
+				n, s.head, s.size = n+k, s.head+k, s.size-k
+				if s.head == len(first) || s.size == 0 {
+					s.dropFirstLocked()
+				}
 			}
-			s.head = (s.head + n) % len(ring)
-			s.size -= n
 			return n, nil
 		case s.eof:
 			return 0, io.EOF
@@ -104,38 +108,45 @@ func (s *streamBody) write(p []byte) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if s.size+len(p) > len(s.ring) {
-		if s.size+len(p) > s.window {
-			cancel := s.cutLocked(cutOffSlow)
-			s.mu.Unlock()
-			cancel()
-			return false
-		}
-		s.growLocked(s.size + len(p))
+	if s.size+len(p) > s.window {
+		cancel := s.cutLocked(cutOffSlow)
+		s.mu.Unlock()
+		cancel()
+		return false
 	}
-	ring := s.ring
-	tail := (s.head + s.size) % len(ring)
-	n := copy(ring[tail:], p)
-	copy(ring, p[n:]) // wrap around
-	s.size += len(p)
+	for len(p) > 0 {
+		// the last block's free space starts where the bytes end
+		used := (s.head + s.size) % blockSize
+		if used == 0 && (s.size > 0 || len(s.blocks) == 0) {
+			s.blocks = append(s.blocks, blockPool.Get().(*[]byte))
+		}
+		last := *s.blocks[len(s.blocks)-1]
+		n := copy(last[used:], p)
+		p, s.size = p[n:], s.size+n
+	}
 	s.cond.Signal()
 	s.mu.Unlock()
 	return true
 }
 
-// growLocked makes the ring hold at least n bytes, doubling it up to the
-// window, and moves what it holds to its start.
-func (s *streamBody) growLocked(n int) {
-	ring := make([]byte, min(max(n, 2*len(s.ring), minRing), s.window))
-	if s.size > 0 {
-		k := copy(ring, s.ring[s.head:min(s.head+s.size, len(s.ring))])
-		copy(ring[k:s.size], s.ring)
-	}
-	s.ring, s.head = ring, 0
+// dropFirstLocked gives the first block back to the pool once it has been
+// read, or once the copy holds nothing more.
+func (s *streamBody) dropFirstLocked() {
+	blockPool.Put(s.blocks[0])
+	s.blocks[0] = nil
+	s.blocks = s.blocks[1:]
+	s.head = 0
 }
 
-// minRing is the size of a streamed copy's ring when it first needs one.
-const minRing = 64 << 10
+// blockSize is the size of the blocks that streamed copies hold their
+// bytes in.
+const blockSize = 64 << 10
+
+// blockPool holds the blocks of streamed copies.
+var blockPool = sync.Pool{New: func() any {
+	b := make([]byte, blockSize)
+	return &b
+}}
 
 // finish tells the copy that the body is complete: its transport reads
 // io.EOF after the last byte, and its timeout starts.
@@ -181,7 +192,10 @@ func (s *streamBody) releaseLocked() {
 		s.prefix.release()
 		s.prefix = nil
 	}
-	s.ring, s.head, s.size = nil, 0, 0
+	for _, b := range s.blocks {
+		blockPool.Put(b)
+	}
+	s.blocks, s.head, s.size = nil, 0, 0
 	s.cond.Broadcast()
 }
 

@@ -64,14 +64,16 @@ type shadowCopy struct {
 // bytesPerSecond a second when that is not 0, and reports what it got.
 type streamShadow struct {
 	*httptest.Server
-	got  chan shadowCopy
-	stop context.CancelFunc // makes a paced shadow give up reading
+	got     chan shadowCopy
+	started chan struct{}      // one value per copy whose request has arrived
+	stop    context.CancelFunc // makes a paced shadow give up reading
 }
 
 func newStreamShadow(t *testing.T, bytesPerSecond int) *streamShadow {
 	ctx, stop := context.WithCancel(context.Background())
-	s := &streamShadow{got: make(chan shadowCopy, 16), stop: stop}
+	s := &streamShadow{got: make(chan shadowCopy, 16), started: make(chan struct{}, 16), stop: stop}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.started <- struct{}{}
 		var body io.Reader = r.Body
 		if bytesPerSecond > 0 {
 			body = &pacedReader{r: r.Body, lim: rate.NewLimiter(rate.Limit(bytesPerSecond), 16<<10), ctx: ctx}
