@@ -32,7 +32,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		// the slot is free and the target's health updated before the
 		// outcome is counted, so that a counted copy is never in flight
 		h.release(t)
-		if result.blamesClient() {
+		if result.saysNothingOfHealth() {
 			if c.probe {
 				t.health.cancelProbe()
 			}

@@ -238,8 +238,12 @@ func (s *streamBody) stop() (reason outcome, cut bool) {
 	return s.cut, s.cut != mirrored
 }
 
-// blamesClient reports whether a copy that ended with o tells nothing
-// about its shadow's health: its body was cut short on the client's side.
-func (o outcome) blamesClient() bool {
-	return o == cutOffIncomplete || o == cutOffTooLarge
+// saysNothingOfHealth reports whether a copy that ended with o tells
+// nothing about its shadow's health, so that the circuit breaker ignores
+// it: its body was cut short on the client's side, or the shadow took it
+// more slowly than the client sent it. A shadow that lags behind a fast
+// upload is alive; the breaker is for dead, hung and resetting shadows, and
+// opening it would drop the shadow's small copies too.
+func (o outcome) saysNothingOfHealth() bool {
+	return o == cutOffIncomplete || o == cutOffTooLarge || o == cutOffSlow
 }
