@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -30,9 +31,10 @@ type capturedResponse struct {
 	header    http.Header
 	body      *bytes.Buffer // pooled; the first keep bytes of the body
 	keep      int64
-	truncated bool  // the body had more than keep bytes
-	bodyErr   error // reading the body failed
-	streaming bool  // the primary streamed (flushed, hijacked or SSE)
+	truncated bool        // the body had more than keep bytes
+	bodyErr   error       // reading the body failed
+	streaming bool        // the primary's response has no end to wait for: hijacked, switched protocols, or SSE
+	trailer   http.Header // the trailers, once the body has ended
 	duration  time.Duration
 	finished  bool // done is closed; touched only by the owner
 }
@@ -102,6 +104,36 @@ type captureWriter struct {
 	*caddyhttp.ResponseWriterWrapper
 	resp        *capturedResponse
 	wroteHeader bool
+	announced   []string // the trailer fields that the Trailer header announced
+}
+
+// newCaptureWriter wraps w to capture what the route writes into resp.
+func newCaptureWriter(w http.ResponseWriter, resp *capturedResponse) *captureWriter {
+	return &captureWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, resp: resp}
+}
+
+// settle captures the response's trailers once the route has returned:
+// the fields that the Trailer header announced, and those set with
+// http.TrailerPrefix, as net/http sends them.
+func (w *captureWriter) settle() {
+	hdr := w.Header()
+	for _, name := range w.announced {
+		if v, ok := hdr[name]; ok {
+			w.addTrailer(name, v)
+		}
+	}
+	for k, v := range hdr {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			w.addTrailer(http.CanonicalHeaderKey(name), v)
+		}
+	}
+}
+
+func (w *captureWriter) addTrailer(name string, values []string) {
+	if w.resp.trailer == nil {
+		w.resp.trailer = make(http.Header)
+	}
+	w.resp.trailer[name] = append(w.resp.trailer[name], values...)
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -111,6 +143,13 @@ func (w *captureWriter) WriteHeader(status int) {
 		w.resp.got = true
 		w.resp.status = status
 		w.resp.header = w.Header().Clone()
+		for _, v := range w.resp.header["Trailer"] {
+			for name := range strings.SplitSeq(v, ",") {
+				if name = textproto.TrimString(name); name != "" {
+					w.announced = append(w.announced, http.CanonicalHeaderKey(name))
+				}
+			}
+		}
 		if status == http.StatusSwitchingProtocols || strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
 			w.resp.streaming = true
 		}
@@ -136,15 +175,17 @@ func (w *captureWriter) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(writerOnly{w}, r)
 }
 
-// Flush implements http.Flusher. A flushed response is streaming, and is
-// not compared.
+// Flush implements http.Flusher. A flushed response is still compared
+// once it ends: reverse_proxy flushes every response of unknown length.
 func (w *captureWriter) Flush() {
 	_ = w.FlushError()
 }
 
 // FlushError is the form of Flush that http.ResponseController prefers.
 func (w *captureWriter) FlushError() error {
-	w.resp.streaming = true
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK) // as net/http does on a flush before any write
+	}
 	return http.NewResponseController(w.ResponseWriterWrapper.ResponseWriter).Flush()
 }
 

@@ -123,7 +123,7 @@ func TestCompareSkipsWhatCannotBeCompared(t *testing.T) {
 		want    string
 	}{
 		{
-			name: "streaming primary", want: "skipped_streaming",
+			name: "server-sent events that end", want: "skipped_streaming",
 			primary: func(w http.ResponseWriter, r *http.Request) error {
 				w.Header().Set("Content-Type", "text/event-stream")
 				_, _ = io.WriteString(w, "data: 1\n\n")
@@ -131,12 +131,26 @@ func TestCompareSkipsWhatCannotBeCompared(t *testing.T) {
 			},
 		},
 		{
-			name: "flushed primary", want: "skipped_streaming",
+			name: "flushed primary that ends", want: "match",
 			primary: func(w http.ResponseWriter, r *http.Request) error {
 				_, _ = io.WriteString(w, `{"ok":`)
 				w.(http.Flusher).Flush()
-				_, err := io.WriteString(w, `true}`)
+				_, _ = io.WriteString(w, `tr`)
+				_ = http.NewResponseController(w).Flush()
+				_, err := io.WriteString(w, `ue}`)
 				return err
+			},
+		},
+		{
+			name: "hijacked primary", want: "skipped_streaming",
+			primary: func(w http.ResponseWriter, r *http.Request) error {
+				conn, buf, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}")
+				return buf.Flush()
 			},
 		},
 		{

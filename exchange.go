@@ -17,6 +17,7 @@ import (
 // side lets go last.
 type exchange struct {
 	primary  *capturedResponse
+	capture  *captureWriter // the primary's, once the route runs
 	start    time.Time
 	method   string
 	path     string
@@ -91,9 +92,19 @@ func hasCopyFor(copies []pendingCopy, t *Target) bool {
 	return false
 }
 
+// captureWriter wraps w so that the primary's response is captured into
+// the exchange as the route writes it.
+func (ex *exchange) captureWriter(w http.ResponseWriter) http.ResponseWriter {
+	ex.capture = newCaptureWriter(w, ex.primary)
+	return ex.capture
+}
+
 // finishPrimary ends the primary's side of the exchange, once the route
 // has returned (or panicked).
 func (ex *exchange) finishPrimary() {
+	if ex.capture != nil {
+		ex.capture.settle()
+	}
 	ex.primary.duration = now().Sub(ex.start)
 	ex.primary.finish()
 	ex.release()
