@@ -3,6 +3,7 @@ package mirror
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,12 +32,15 @@ type capturedResponse struct {
 	header    http.Header
 	body      *bytes.Buffer // pooled; the first keep bytes of the body
 	keep      int64
-	truncated bool        // the body had more than keep bytes
-	bodyErr   error       // reading the body failed
-	streaming bool        // the primary's response has no end to wait for: hijacked, switched protocols, or SSE
-	trailer   http.Header // the trailers, once the body has ended
-	duration  time.Duration
-	finished  bool // done is closed; touched only by the owner
+	truncated bool  // the body had more than keep bytes
+	bodyErr   error // reading the body failed
+	streaming bool  // the primary's response has no end to wait for: hijacked, switched protocols, or SSE
+	// the primary's response never reached its client whole: the client
+	// went away (reverse_proxy's 499), or writing to it failed
+	incomplete bool
+	trailer    http.Header // the trailers, once the body has ended
+	duration   time.Duration
+	finished   bool // done is closed; touched only by the owner
 }
 
 func newCapturedResponse(keep int64) *capturedResponse {
@@ -103,19 +107,25 @@ func (c *capturedResponse) releaseBody() {
 type captureWriter struct {
 	*caddyhttp.ResponseWriterWrapper
 	resp        *capturedResponse
+	client      context.Context // the client's request's
 	wroteHeader bool
 	announced   []string // the trailer fields that the Trailer header announced
 }
 
-// newCaptureWriter wraps w to capture what the route writes into resp.
-func newCaptureWriter(w http.ResponseWriter, resp *capturedResponse) *captureWriter {
-	return &captureWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, resp: resp}
+// newCaptureWriter wraps w, the response writer of a request with the
+// context client, to capture what the route writes into resp.
+func newCaptureWriter(w http.ResponseWriter, client context.Context, resp *capturedResponse) *captureWriter {
+	return &captureWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, client: client, resp: resp}
 }
 
 // settle captures the response's trailers once the route has returned:
 // the fields that the Trailer header announced, and those set with
-// http.TrailerPrefix, as net/http sends them.
+// http.TrailerPrefix, as net/http sends them. A client that has gone by
+// then may not have had the whole response.
 func (w *captureWriter) settle() {
+	if w.client.Err() != nil {
+		w.resp.incomplete = true
+	}
 	hdr := w.Header()
 	for _, name := range w.announced {
 		if v, ok := hdr[name]; ok {
@@ -138,6 +148,11 @@ func (w *captureWriter) addTrailer(name string, values []string) {
 
 // WriteHeader implements http.ResponseWriter.
 func (w *captureWriter) WriteHeader(status int) {
+	if status == statusClientClosedRequest {
+		// reverse_proxy's record of a client that went away, written
+		// even after the response has begun
+		w.resp.incomplete = true
+	}
 	if !w.wroteHeader && (status < 100 || status > 199 || status == http.StatusSwitchingProtocols) {
 		w.wroteHeader = true
 		w.resp.got = true
@@ -166,6 +181,9 @@ func (w *captureWriter) Write(p []byte) (int, error) {
 	if !w.resp.streaming {
 		w.resp.write(p[:n])
 	}
+	if err != nil {
+		w.resp.incomplete = true
+	}
 	return n, err
 }
 
@@ -186,7 +204,11 @@ func (w *captureWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK) // as net/http does on a flush before any write
 	}
-	return http.NewResponseController(w.ResponseWriterWrapper.ResponseWriter).Flush()
+	err := http.NewResponseController(w.ResponseWriterWrapper.ResponseWriter).Flush()
+	if err != nil && !errors.Is(err, http.ErrNotSupported) {
+		w.resp.incomplete = true
+	}
+	return err
 }
 
 // Hijack implements http.Hijacker; a hijacked response is not compared.
@@ -194,6 +216,10 @@ func (w *captureWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.resp.streaming = true
 	return http.NewResponseController(w.ResponseWriterWrapper.ResponseWriter).Hijack()
 }
+
+// statusClientClosedRequest is the status that reverse_proxy writes when
+// the client went away before the response was complete.
+const statusClientClosedRequest = 499
 
 // writerOnly hides every method but Write, so that io.Copy cannot loop
 // back into ReadFrom.

@@ -72,7 +72,7 @@ func FuzzCapture(f *testing.F) {
 			resp := newCapturedResponse(int64(keep))
 			ex := &exchange{primary: resp}
 			ex.refs.Store(1)
-			cw := ex.captureWriter(w)
+			cw := ex.captureWriter(w, r)
 			wrote <- writeScript(cw, ops, body, announced, unannounced)
 			ex.capture.settle()
 			captured <- resp
@@ -100,8 +100,8 @@ func FuzzCapture(f *testing.F) {
 		if !bytes.Equal(kept, want) || c.truncated != (keep > 0 && len(written) > int(keep)) {
 			t.Fatalf("captured %d bytes (truncated %v), want the first %d of %d", len(kept), c.truncated, len(want), len(written))
 		}
-		if c.streaming {
-			t.Errorf("a response that ended was captured as streaming")
+		if c.streaming || c.incomplete {
+			t.Errorf("a response that ended was captured as streaming (%v) or incomplete (%v)", c.streaming, c.incomplete)
 		}
 		wantTrailer := http.Header{}
 		if announced != "" {
@@ -146,7 +146,7 @@ func TestCaptureSwitchingProtocolsIsStreaming(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := newCapturedResponse(16)
-			w := newCaptureWriter(httptest.NewRecorder(), resp)
+			w := newCaptureWriter(httptest.NewRecorder(), t.Context(), resp)
 			w.Header().Set("Content-Type", tc.mediaType)
 			w.WriteHeader(tc.status)
 			_, _ = w.Write([]byte("{}"))

@@ -92,10 +92,10 @@ func hasCopyFor(copies []pendingCopy, t *Target) bool {
 	return false
 }
 
-// captureWriter wraps w so that the primary's response is captured into
-// the exchange as the route writes it.
-func (ex *exchange) captureWriter(w http.ResponseWriter) http.ResponseWriter {
-	ex.capture = newCaptureWriter(w, ex.primary)
+// captureWriter wraps w, r's response writer, so that the primary's
+// response is captured into the exchange as the route writes it.
+func (ex *exchange) captureWriter(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+	ex.capture = newCaptureWriter(w, r.Context(), ex.primary)
 	return ex.capture
 }
 
@@ -147,6 +147,10 @@ func (h *Handler) compareCopy(ctx context.Context, c pendingCopy) {
 	switch {
 	case primary.streaming:
 		t.skipCompare(skippedStreaming)
+		return
+	case primary.incomplete:
+		// not the primary's answer: nothing to compare with
+		t.skipCompare(primaryIncomplete)
 		return
 	case !primary.got:
 		t.skipCompare(noPrimary)

@@ -280,7 +280,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if copies, ex = h.prepareComparison(r, copies); ex != nil {
 			// the primary's response is captured as it is written, and
 			// released to the comparisons once the route is done with it
-			w = ex.captureWriter(w)
+			w = ex.captureWriter(w, r)
 			defer ex.finishPrimary()
 		}
 	}

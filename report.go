@@ -13,22 +13,24 @@ import (
 type compareResult int
 
 const (
-	match            compareResult = iota // no field differs
-	mismatch                              // a field differs beyond its noise
-	noiseOnly                             // every differing field is noise
-	bodyTruncated                         // a body was over max_body_size
-	skippedStreaming                      // the primary streamed, or outlived the timeout
-	noPrimary                             // the route wrote no response
+	match             compareResult = iota // no field differs
+	mismatch                               // a field differs beyond its noise
+	noiseOnly                              // every differing field is noise
+	bodyTruncated                          // a body was over max_body_size
+	skippedStreaming                       // the primary streamed, or outlived the timeout
+	noPrimary                              // the route wrote no response
+	primaryIncomplete                      // the primary's response never reached its client whole
 	numCompareResults
 )
 
 var compareResultNames = [numCompareResults]string{
-	match:            "match",
-	mismatch:         "mismatch",
-	noiseOnly:        "noise",
-	bodyTruncated:    "body_truncated",
-	skippedStreaming: "skipped_streaming",
-	noPrimary:        "no_primary",
+	match:             "match",
+	mismatch:          "mismatch",
+	noiseOnly:         "noise",
+	bodyTruncated:     "body_truncated",
+	skippedStreaming:  "skipped_streaming",
+	noPrimary:         "no_primary",
+	primaryIncomplete: "primary_incomplete",
 }
 
 // String returns the result's label value.
