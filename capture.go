@@ -234,6 +234,9 @@ type decodedResponse struct {
 	truncated bool
 	bodyErr   error
 	pooled    *bytes.Buffer // the decoded body's buffer, when one was used
+	// the Content-Encoding that could not be decoded; body is then the
+	// encoded bytes, comparable only with the same encoding's
+	undecoded string
 
 	parsed  bool // json and jsonErr are set
 	json    any
@@ -262,9 +265,13 @@ func decode(c *capturedResponse, limit int64) decodedResponse {
 	d.pooled = bufPool.Get().(*bytes.Buffer)
 	d.pooled.Reset()
 	if err := decompress(d.pooled, encoding, raw, limit); err != nil {
-		if errors.Is(err, errTooLarge) {
+		switch {
+		case errors.Is(err, errTooLarge):
 			d.truncated = true
-		} else {
+		case errors.Is(err, errUnsupportedEncoding):
+			d.release()
+			d.body, d.undecoded = raw, encoding
+		default:
 			d.bodyErr = err
 		}
 		return d
@@ -282,7 +289,10 @@ func (d *decodedResponse) release() {
 	}
 }
 
-var errTooLarge = errors.New("decoded body is over max_body_size")
+var (
+	errTooLarge            = errors.New("decoded body is over max_body_size")
+	errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
+)
 
 // decompress writes raw, decoded from encoding, to dst, failing with
 // errTooLarge past limit bytes. It uses the decoders that Caddy's encode
@@ -306,7 +316,7 @@ func decompress(dst *bytes.Buffer, encoding string, raw []byte, limit int64) err
 		}
 		r = zr
 	default:
-		return fmt.Errorf("unsupported Content-Encoding %q", encoding)
+		return fmt.Errorf("%w %q", errUnsupportedEncoding, encoding)
 	}
 	n, err := io.Copy(dst, io.LimitReader(r, limit+1))
 	switch {

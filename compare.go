@@ -31,7 +31,8 @@ type Compare struct {
 	Headers []string `json:"headers,omitempty"`
 
 	// How to compare the bodies, after decoding any gzip, br or zstd
-	// Content-Encoding: "json" compares structurally (key order and number
+	// Content-Encoding (a body in any other encoding is compared as its
+	// encoded bytes, with a body in the same encoding only): "json" compares structurally (key order and number
 	// formatting do not matter), "bytes" compares bytes, "auto" uses json
 	// when the primary's Content-Type says JSON and bytes otherwise, and
 	// "off" does not compare bodies. Default: auto.

@@ -2,12 +2,14 @@ package mirror
 
 import (
 	"bytes"
+	"compress/flate"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -339,5 +341,67 @@ func TestIsJSON(t *testing.T) {
 		if got := isJSON(ct); got != want {
 			t.Errorf("isJSON(%q) = %v, want %v", ct, got, want)
 		}
+	}
+}
+
+// TestCompareUndecodedEncodingAsBytes: a body in a Content-Encoding that
+// the comparison does not decode is compared as its bytes, with a body in
+// the same encoding only.
+func TestCompareUndecodedEncodingAsBytes(t *testing.T) {
+	var deflated bytes.Buffer
+	fw, _ := flate.NewWriter(&deflated, flate.BestCompression)
+	_, _ = io.WriteString(fw, `{"id":7,"name":"seven"}`)
+	_ = fw.Close()
+	serve := func(encoding string, body []byte) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", encoding)
+			_, _ = w.Write(body)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	for _, tc := range []struct {
+		name            string
+		primaryEncoding string
+		shadowEncoding  string
+		shadowBody      []byte
+		want            string
+	}{
+		{"deflate, identical", "deflate", "deflate", deflated.Bytes(), "match"},
+		{"deflate, other bytes", "deflate", "deflate", append(slices.Clone(deflated.Bytes()), 0), "mismatch"},
+		{"an unknown encoding, identical", "x-custom", "x-custom", deflated.Bytes(), "match"},
+		{"the same bytes under another encoding", "deflate", "x-custom", deflated.Bytes(), "mismatch"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			primary := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Content-Encoding", tc.primaryEncoding)
+				_, err := w.Write(deflated.Bytes())
+				return err
+			})
+			rec := recordOutcomes(t)
+			h := provisionHandler(t, `{"targets":[`+comparedTarget("undecoded", serve(tc.shadowEncoding, tc.shadowBody), "")+`]}`)
+			front := serveThrough(t, h, primary)
+			req := mustRequest(t, http.MethodGet, front.URL)
+			req.Header.Set("Accept-Encoding", tc.primaryEncoding)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !bytes.Equal(got, deflated.Bytes()) {
+				t.Errorf("client got %x, want the primary's bytes", got)
+			}
+			rec.wait(t, 1)
+			r := h.Targets[0].report.snapshot("undecoded")
+			if r.Counts[tc.want] != 1 || r.Compared != 1 {
+				t.Errorf("counts %v, want one %s", r.Counts, tc.want)
+			}
+			if tc.want == "mismatch" && (len(r.Fields) != 1 || r.Fields[0].Field != "body") {
+				t.Errorf("fields %+v, want only body", r.Fields)
+			}
+		})
 	}
 }

@@ -66,6 +66,14 @@ func diffResponses(c *Compare, a, b *decodedResponse) (diffs []difference, trunc
 	if a.bodyErr != nil || b.bodyErr != nil {
 		return append(diffs, difference{Field: "body", Primary: errText(a.bodyErr), Shadow: errText(b.bodyErr)}), false
 	}
+	if a.undecoded != "" || b.undecoded != "" {
+		// an encoding that is not decoded compares as its bytes, with the
+		// same encoding's only
+		if a.undecoded != b.undecoded || !bytes.Equal(a.body, b.body) {
+			diffs = append(diffs, difference{Field: "body", Primary: encodedText(a), Shadow: encodedText(b)})
+		}
+		return diffs, false
+	}
 	if bytes.Equal(a.body, b.body) {
 		return diffs, false
 	}
@@ -76,6 +84,14 @@ func diffResponses(c *Compare, a, b *decodedResponse) (diffs []difference, trunc
 		diffs = append(diffs, difference{Field: "body", Primary: cut(string(a.body)), Shadow: cut(string(b.body))})
 	}
 	return diffs, false
+}
+
+// encodedText shows a body that may not have been decoded.
+func encodedText(d *decodedResponse) string {
+	if d.undecoded == "" {
+		return cut(string(d.body))
+	}
+	return fmt.Sprintf("(%d bytes in Content-Encoding %q, compared undecoded)", len(d.body), d.undecoded)
 }
 
 // isJSON reports whether a Content-Type names JSON: application/json or
