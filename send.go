@@ -64,6 +64,9 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	} else {
 		req.Body, req.ContentLength = body.reader()
 	}
+	if len(req.Trailer) > 0 && req.Body != nil {
+		req.ContentLength = -1 // HTTP/1 carries trailers only in chunked framing, as in reverse_proxy
+	}
 
 	start := now()
 	resp, err := t.Transport.RoundTrip(req)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -278,8 +279,13 @@ func (t *Target) observe(status int, d time.Duration) {
 // newCopy prepares the request that will be sent to t: a verbatim copy of
 // r's method, path, raw query and headers, addressed to t's upstream, with
 // the forwarding and marker headers set and t's header edits applied. Every
-// placeholder is resolved here, on the request path; the copy shares no
-// mutable state with r.
+// placeholder is resolved here, on the request path. The copy shares no
+// mutable state with r but its trailers: r's announced trailer map, which
+// net/http fills in before the body's end, before the copy is sent, and
+// which the copy only reads.
+//
+// Like reverse_proxy's prepareRequest, it keeps TE: trailers, adds Via,
+// and Early-Data for a request that arrived in TLS early data.
 func (t *Target) newCopy(r *http.Request) *http.Request {
 	hdr := r.Header.Clone()
 	if hdr == nil {
@@ -290,7 +296,11 @@ func (t *Target) newCopy(r *http.Request) *http.Request {
 		// keep Go's transport from adding its own
 		hdr["User-Agent"] = []string{""}
 	}
+	if r.TLS != nil && !r.TLS.HandshakeComplete {
+		hdr["Early-Data"] = []string{"1"}
+	}
 	setForwardedHeaders(hdr, r)
+	hdr["Via"] = append(hdr["Via"], strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor)+" Caddy")
 
 	cp := &http.Request{
 		Method:     r.Method,
@@ -301,6 +311,7 @@ func (t *Target) newCopy(r *http.Request) *http.Request {
 		Header:     hdr,
 		Host:       r.Host,
 		RemoteAddr: r.RemoteAddr, // for logs only
+		Trailer:    r.Trailer,
 	}
 	if t.Headers != nil {
 		cp = cp.WithContext(r.Context()) // ApplyToRequest reads the replacer from it
@@ -343,7 +354,8 @@ var hopByHopHeaders = []string{
 }
 
 // removeHopByHopHeaders removes the hop-by-hop headers from h, and the
-// headers that its Connection header names.
+// headers that its Connection header names, except TE: trailers, which
+// reverse_proxy keeps too: gRPC servers require it.
 func removeHopByHopHeaders(h http.Header) {
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
@@ -352,8 +364,12 @@ func removeHopByHopHeaders(h http.Header) {
 			}
 		}
 	}
+	trailers := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
 	for _, name := range hopByHopHeaders {
 		delete(h, name)
+	}
+	if trailers {
+		h["Te"] = []string{"trailers"}
 	}
 }
 
