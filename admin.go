@@ -151,10 +151,12 @@ type fieldReport struct {
 }
 
 type statusPairReport struct {
-	Primary int     `json:"primary"`
-	Shadow  int     `json:"shadow"`
-	Count   int64   `json:"count"`
-	Percent float64 `json:"percent"`
+	Primary     int     `json:"primary"`
+	Shadow      int     `json:"shadow"`
+	PrimaryGRPC string  `json:"primary_grpc,omitempty"` // grpc-status, by name
+	ShadowGRPC  string  `json:"shadow_grpc,omitempty"`
+	Count       int64   `json:"count"`
+	Percent     float64 `json:"percent"`
 }
 
 type latencyReport struct {
@@ -217,10 +219,11 @@ func (r *comparisonReport) snapshot(name string) targetReport {
 	sortFields(t.Fields)
 	t.Fields = t.Fields[:min(len(t.Fields), maxReportedFields)]
 	for pair, n := range r.statuses {
-		t.StatusPairs = append(t.StatusPairs, statusPairReport{pair.primary, pair.shadow, n, percent(n, r.compared)})
+		t.StatusPairs = append(t.StatusPairs, statusPairReport{pair.primary, pair.shadow, pair.primaryGRPC, pair.shadowGRPC, n, percent(n, r.compared)})
 	}
 	slices.SortFunc(t.StatusPairs, func(a, b statusPairReport) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Primary, b.Primary), cmp.Compare(a.Shadow, b.Shadow))
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Primary, b.Primary), cmp.Compare(a.Shadow, b.Shadow),
+			cmp.Compare(a.PrimaryGRPC, b.PrimaryGRPC), cmp.Compare(a.ShadowGRPC, b.ShadowGRPC))
 	})
 	n := min(r.latencies.n, latencyWindow)
 	t.LatencyMS = latencyReport{

@@ -230,6 +230,7 @@ type writerOnly struct{ io.Writer }
 type decodedResponse struct {
 	status    int
 	header    http.Header
+	trailer   http.Header
 	body      []byte
 	truncated bool
 	bodyErr   error
@@ -246,7 +247,7 @@ type decodedResponse struct {
 // decode returns c with its body decoded, keeping at most limit decoded
 // bytes. Release must be called when the result is no longer needed.
 func decode(c *capturedResponse, limit int64) decodedResponse {
-	d := decodedResponse{status: c.status, header: c.header, truncated: c.truncated, bodyErr: c.bodyErr}
+	d := decodedResponse{status: c.status, header: c.header, trailer: c.trailer, truncated: c.truncated, bodyErr: c.bodyErr}
 	var raw []byte
 	if c.body != nil {
 		raw = c.body.Bytes()

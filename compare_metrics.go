@@ -173,7 +173,7 @@ func (l *metricLabels) field(name string) string {
 func (l *metricLabels) statusPair(primary, shadow int) (string, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	pair := statusPair{primary, shadow}
+	pair := statusPair{primary: primary, shadow: shadow}
 	if _, ok := l.pairs[pair]; !ok {
 		if len(l.pairs) >= maxStatusPairLabels {
 			return otherStatus, otherStatus

@@ -47,6 +47,13 @@ func diffResponses(c *Compare, a, b *decodedResponse) (diffs []difference, trunc
 		// response; their headers and bodies are not compared
 		return []difference{{Field: "status", Primary: strconv.Itoa(a.status), Shadow: strconv.Itoa(b.status)}}, false
 	}
+	grpc := isGRPC(a.header.Get("Content-Type"))
+	if grpc && c.compareStatus {
+		var differ bool
+		if diffs, differ = diffGRPCStatus(a, b, diffs); differ {
+			return diffs, false
+		}
+	}
 	for _, name := range c.headerNames {
 		av, bv := strings.Join(a.header.Values(name), ", "), strings.Join(b.header.Values(name), ", ")
 		if av == bv {
@@ -76,6 +83,9 @@ func diffResponses(c *Compare, a, b *decodedResponse) (diffs []difference, trunc
 	}
 	if bytes.Equal(a.body, b.body) {
 		return diffs, false
+	}
+	if grpc && c.Body == "auto" {
+		return diffGRPCMessages(a.body, b.body, diffs), false
 	}
 	if c.Body == "json" || (c.Body == "auto" && isJSON(a.header.Get("Content-Type"))) {
 		return diffJSON(c, a, b, diffs), false

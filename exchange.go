@@ -198,11 +198,17 @@ func (t *Target) judge(ex *exchange, primary, shadow, noise *capturedResponse) (
 		noiseDiffs, _ = diffResponses(cmp, &p, &n)
 		n.release()
 	}
+	var primaryGRPC, shadowGRPC string
+	if isGRPC(p.header.Get("Content-Type")) {
+		primaryGRPC, shadowGRPC = grpcStatus(&p), grpcStatus(&s)
+	}
 	return t.record(observation{
 		method:        ex.method,
 		uri:           ex.sampleURI(cmp),
 		primaryStatus: primary.status,
 		shadowStatus:  shadow.status,
+		primaryGRPC:   primaryGRPC,
+		shadowGRPC:    shadowGRPC,
 		primaryTime:   primary.duration,
 		shadowTime:    shadow.duration,
 		diffs:         diffs,

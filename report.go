@@ -88,7 +88,11 @@ type fieldCounts struct {
 	noise  int64 // exchanges where the noise target differs from the primary
 }
 
-type statusPair struct{ primary, shadow int }
+// statusPair is a pair of statuses: HTTP, and for gRPC, grpc-status.
+type statusPair struct {
+	primary, shadow         int
+	primaryGRPC, shadowGRPC string
+}
 
 // sample is one kept mismatching exchange.
 type sample struct {
@@ -112,6 +116,8 @@ type observation struct {
 	uri           string
 	primaryStatus int
 	shadowStatus  int
+	primaryGRPC   string // grpc-status by name, for gRPC responses
+	shadowGRPC    string
 	primaryTime   time.Duration
 	shadowTime    time.Duration
 	diffs         []difference // target vs primary
@@ -172,7 +178,7 @@ func (r *comparisonReport) record(o observation) (compareResult, []fieldVerdict)
 	for _, f := range distinctFields(o.noiseDiffs) {
 		r.field(f).noise++
 	}
-	pair := statusPair{o.primaryStatus, o.shadowStatus}
+	pair := statusPair{o.primaryStatus, o.shadowStatus, o.primaryGRPC, o.shadowGRPC}
 	if _, ok := r.statuses[pair]; ok || len(r.statuses) < maxStatusPairs {
 		r.statuses[pair]++
 	}

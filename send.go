@@ -103,6 +103,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	duration := now().Sub(start)
 	if c.response != nil {
 		c.response.duration = duration
+		c.response.trailer = resp.Trailer // complete once the body is drained
 	}
 	t.observe(resp.StatusCode, duration)
 	result = mirrored

@@ -1,0 +1,208 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// healthService is one version of a grpc.health.v1.Health service. v2
+// fails Check for "flaky" with UNAVAILABLE and answers NOT_SERVING for
+// "changed"; Watch sends three statuses and ends, in both versions.
+type healthService struct {
+	healthpb.UnimplementedHealthServer
+	v2 bool
+}
+
+func (s healthService) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	switch {
+	case s.v2 && req.Service == "flaky":
+		return nil, status.Error(codes.Unavailable, "backend down")
+	case s.v2 && req.Service == "changed":
+		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING}, nil
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+func (s healthService) Watch(_ *healthpb.HealthCheckRequest, stream grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
+	for _, st := range []healthpb.HealthCheckResponse_ServingStatus{
+		healthpb.HealthCheckResponse_SERVING, healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_SERVING,
+	} {
+		if err := stream.Send(&healthpb.HealthCheckResponse{Status: st}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startHealthServer serves a healthService in grpc-go over h2c on a
+// loopback port, and returns its address.
+func startHealthServer(t *testing.T, v2 bool) string {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, healthService{v2: v2})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+// grpcGlobals lets the front accept HTTP/2 without TLS, as gRPC clients
+// send it to a plain-text address.
+const grpcGlobals = `{
+	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	servers {
+		protocols h1 h2 h2c
+	}
+}
+`
+
+// TestE2E_CompareGRPC: grpc-go clients call a grpc-go service through
+// Caddy, mirrored over h2c to a secondary and a candidate. Unary and
+// server-streaming calls are compared; the candidate's UNAVAILABLE and
+// its changed message are the only regressions, and the client always
+// gets the primary's answer.
+func TestE2E_CompareGRPC(t *testing.T) {
+	primary, secondary, candidate := startHealthServer(t, false), startHealthServer(t, false), startHealthServer(t, true)
+	rec := recordOutcomes(t)
+	tester := caddytest.NewTester(t)
+	tester.InitServer(grpcGlobals+fmt.Sprintf(`
+:9080 {
+	mirror {
+		to http://%s {
+			name grpc-secondary
+			percent 0
+			transport http {
+				versions h2c
+			}
+		}
+		to http://%s {
+			name grpc-candidate
+			compare {
+				noise_from grpc-secondary
+				headers Content-Type
+			}
+			transport http {
+				versions h2c
+			}
+		}
+	}
+	# grpc-go answers a unary call before it reads the request's
+	# END_STREAM; without request_buffers, reverse_proxy may stop reading
+	# the request body there (and Caddy 2.11.9 then races in its own
+	# bodyNopCloserIfNotRead), and the copy is skipped_body_incomplete
+	reverse_proxy h2c://%s {
+		request_buffers 64KiB
+	}
+}
+`, secondary, candidate, primary), "caddyfile")
+	t.Cleanup(func() { unloadMirrors(tester) })
+	resetReport(t)
+
+	conn, err := grpc.NewClient("127.0.0.1:9080", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+
+	// Each call's copies are counted before the next call.
+	want := map[string]int64{}
+	var unavailable int64
+	compared := func(result string) bool {
+		t.Helper()
+		got := false
+		for _, o := range rec.wait(t, 2) {
+			switch {
+			case o.target == "grpc-candidate" && o.outcome == mirrored:
+				want[result]++
+				got = true
+			case o.outcome != mirrored:
+				t.Fatalf("%s: outcome %v, want mirrored", o.target, o.outcome)
+			}
+		}
+		return got
+	}
+	const repeats = 5
+	for range repeats {
+		for _, service := range []string{"ok", "flaky", "changed"} {
+			resp, err := client.Check(t.Context(), &healthpb.HealthCheckRequest{Service: service})
+			if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("Check(%s) = %v, %v; want the primary's SERVING", service, resp, err)
+			}
+			result := "mismatch"
+			if service == "ok" {
+				result = "match"
+			}
+			if compared(result) && service == "flaky" {
+				unavailable++
+			}
+		}
+		stream, err := client.Watch(t.Context(), &healthpb.HealthCheckRequest{Service: "ok"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []healthpb.HealthCheckResponse_ServingStatus
+		for {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("Watch: %v", err)
+			}
+			got = append(got, resp.Status)
+		}
+		if len(got) != 3 {
+			t.Fatalf("Watch got %v, want the primary's three statuses", got)
+		}
+		compared("match")
+	}
+	if want["mismatch"] == 0 || want["match"] == 0 || unavailable == 0 {
+		t.Fatalf("compared %v, %d UNAVAILABLE: too few copies sent to judge", want, unavailable)
+	}
+
+	r, raw := getReport(t)
+	if len(r.Targets) != 1 {
+		t.Fatalf("report: %s", raw)
+	}
+	c := r.Targets[0]
+	for name, n := range c.Counts {
+		if n != want[name] {
+			t.Errorf("count %s = %d, want %d\n%s", name, n, want[name], raw)
+		}
+	}
+	var regressions []string
+	for _, f := range c.Fields {
+		if f.Verdict == verdictRegression {
+			regressions = append(regressions, f.Field)
+		}
+	}
+	slices.Sort(regressions)
+	if wantFields := []string{"grpc message", "grpc-status"}; !slices.Equal(regressions, wantFields) || len(c.Fields) != 2 {
+		t.Errorf("fields %+v, want exactly %v as regressions\n%s", c.Fields, wantFields, raw)
+	}
+	if !slices.ContainsFunc(c.StatusPairs, func(p statusPairReport) bool {
+		return p.Primary == 200 && p.PrimaryGRPC == "OK" && p.ShadowGRPC == "UNAVAILABLE" && p.Count == unavailable
+	}) {
+		t.Errorf("status pairs %+v, want OK → UNAVAILABLE %d times", c.StatusPairs, unavailable)
+	}
+}
