@@ -75,6 +75,22 @@ const grpcGlobals = `{
 }
 `
 
+// loadGRPCFront loads sites with h2c allowed, empties the report, and
+// returns a Health client of the front on :9080.
+func loadGRPCFront(t *testing.T, sites string) healthpb.HealthClient {
+	t.Helper()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(grpcGlobals+sites, "caddyfile")
+	t.Cleanup(func() { unloadMirrors(tester) })
+	resetReport(t)
+	conn, err := grpc.NewClient("127.0.0.1:9080", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return healthpb.NewHealthClient(conn)
+}
+
 // TestE2E_CompareGRPC: grpc-go clients call a grpc-go service through
 // Caddy, mirrored over h2c to a secondary and a candidate. Unary and
 // server-streaming calls are compared; the candidate's UNAVAILABLE and
@@ -83,8 +99,7 @@ const grpcGlobals = `{
 func TestE2E_CompareGRPC(t *testing.T) {
 	primary, secondary, candidate := startHealthServer(t, false), startHealthServer(t, false), startHealthServer(t, true)
 	rec := recordOutcomes(t)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(grpcGlobals+fmt.Sprintf(`
+	client := loadGRPCFront(t, fmt.Sprintf(`
 :9080 {
 	mirror {
 		to http://%s {
@@ -113,16 +128,7 @@ func TestE2E_CompareGRPC(t *testing.T) {
 		request_buffers 64KiB
 	}
 }
-`, secondary, candidate, primary), "caddyfile")
-	t.Cleanup(func() { unloadMirrors(tester) })
-	resetReport(t)
-
-	conn, err := grpc.NewClient("127.0.0.1:9080", grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := healthpb.NewHealthClient(conn)
+`, secondary, candidate, primary))
 
 	// Each call's copies are counted before the next call.
 	want := map[string]int64{}
