@@ -22,8 +22,9 @@ type Compare struct {
 	// field's noise rate. Default: none; every difference counts.
 	NoiseFrom string `json:"noise_from,omitempty"`
 
-	// Whether to compare the status codes. When they differ, only the
-	// status is reported for that exchange: headers and bodies of
+	// Whether to compare the status codes, and for gRPC responses
+	// (application/grpc) the grpc-status trailer. When they differ, only
+	// the status is reported for that exchange: headers and bodies of
 	// different statuses are not compared. Default: true.
 	Status *bool `json:"status,omitempty"`
 
