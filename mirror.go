@@ -344,11 +344,13 @@ func (h *Handler) release(t *Target) {
 // and its slot is given back.
 func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
 	for _, c := range copies {
-		c.target.count(reason)
+		// the slot is free before the outcome is counted, as in send, so
+		// that a counted copy is never in flight
 		h.release(c.target)
 		if c.probe {
 			c.target.health.cancelProbe()
 		}
+		c.target.count(reason)
 		if c.ex != nil {
 			c.response.finish()
 			c.ex.release()
