@@ -44,6 +44,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        timeout     <duration>
 //	        max_fails   <n>
 //	        fail_duration <duration>
+//	        # the target's adaptive limit on copies in flight
+//	        concurrency {
+//	            floor   <n>
+//	            ceiling <n>
+//	            fixed
+//	        }
 //	        transport   <module> { ... }
 //	        # compare this target's responses with the primary's
 //	        compare {
@@ -164,7 +170,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // isTargetOption reports whether name is an option of a single target.
 func isTargetOption(name string) bool {
 	switch name {
-	case "name", "percent", "match", "sample_by", "max_rate", "header_up", "timeout", "max_fails", "fail_duration", "transport", "compare":
+	case "name", "percent", "match", "sample_by", "max_rate", "header_up", "timeout", "max_fails", "fail_duration", "concurrency", "transport", "compare":
 		return true
 	}
 	return false
@@ -190,6 +196,21 @@ func unmarshalTargetOption(d *caddyfile.Dispenser, t *Target) error {
 		t.Compare = new(Compare)
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
 			if err := unmarshalCompareOption(d, t.Compare); err != nil {
+				return err
+			}
+		}
+		return nil
+
+	case "concurrency":
+		if t.Concurrency != nil {
+			return d.Err("concurrency already specified")
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		t.Concurrency = new(Concurrency)
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if err := unmarshalConcurrencyOption(d, t.Concurrency); err != nil {
 				return err
 			}
 		}
@@ -385,4 +406,32 @@ func parseFinite(s string) (float64, error) {
 		return 0, fmt.Errorf("%s is not a finite number", s)
 	}
 	return f, nil
+}
+
+// unmarshalConcurrencyOption parses the concurrency option at the
+// dispenser's current token into c.
+func unmarshalConcurrencyOption(d *caddyfile.Dispenser, c *Concurrency) error {
+	switch name := d.Val(); name {
+	case "fixed":
+		c.Fixed = true
+	case "floor", "ceiling":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		n, err := strconv.Atoi(d.Val())
+		if err != nil || n < 1 {
+			return d.Errf("invalid %s '%s': must be a positive integer", name, d.Val())
+		}
+		if name == "floor" {
+			c.Floor = n
+		} else {
+			c.Ceiling = n
+		}
+	default:
+		return d.Errf("unrecognized concurrency option '%s'", name)
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
 }

@@ -53,6 +53,27 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			],"max_body_size":4000000}`,
 		},
 		{
+			name: "concurrency",
+			input: `mirror {
+				to http://a {
+					concurrency {
+						floor 2
+						ceiling 300
+					}
+				}
+				to http://b {
+					concurrency {
+						ceiling 64
+						fixed
+					}
+				}
+			}`,
+			want: `{"targets":[
+				{"upstream":"http://a","concurrency":{"floor":2,"ceiling":300}},
+				{"upstream":"http://b","concurrency":{"ceiling":64,"fixed":true}}
+			]}`,
+		},
+		{
 			name: "every option",
 			input: `mirror http://s:9080/shadow {
 				percent 12.5
@@ -218,6 +239,13 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"compare max_body_size bad", "mirror http://a {\n\tcompare {\n\t\tmax_body_size big\n\t}\n}", "invalid max_body_size 'big'"},
 		{"compare headers missing", "mirror http://a {\n\tcompare {\n\t\theaders\n\t}\n}", "wrong argument count"},
 		{"compare noise_from missing", "mirror http://a {\n\tcompare {\n\t\tnoise_from\n\t}\n}", "wrong argument count"},
+		{"concurrency floor zero", "mirror http://a {\n\tconcurrency {\n\t\tfloor 0\n\t}\n}", "Testfile:3 - Error during parsing: invalid floor '0'"},
+		{"concurrency ceiling bad", "mirror http://a {\n\tconcurrency {\n\n\t\tceiling lots\n\t}\n}", "Testfile:4 - Error during parsing: invalid ceiling 'lots'"},
+		{"concurrency floor missing", "mirror http://a {\n\tconcurrency {\n\t\tfloor\n\t}\n}", "Testfile:3 - Error during parsing: wrong argument count"},
+		{"concurrency fixed with a value", "mirror http://a {\n\tconcurrency {\n\t\tfixed yes\n\t}\n}", "Testfile:3 - Error during parsing: wrong argument count"},
+		{"concurrency unknown option", "mirror http://a {\n\tconcurrency {\n\t\tgrowth fast\n\t}\n}", "Testfile:3 - Error during parsing: unrecognized concurrency option 'growth'"},
+		{"concurrency twice", "mirror http://a {\n\tconcurrency\n\tconcurrency\n}", "Testfile:3 - Error during parsing: concurrency already specified"},
+		{"concurrency outside a target", "mirror {\n\tconcurrency\n}", "'concurrency' applies to a target"},
 		{"compare flag with a value", "mirror http://a {\n\tcompare {\n\t\tsamples_include_query yes\n\t}\n}", "wrong argument count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,12 +44,12 @@ func (h *Handler) prepareComparison(r *http.Request, copies []pendingCopy) ([]pe
 		// the noise target gets every request its candidate gets,
 		// whatever its own selection says; only its health and a slot
 		// are checked
-		probe, reason, ok := h.admitSending(cmp.noise)
+		slot, probe, reason, ok := h.admitSending(cmp.noise)
 		if !ok {
 			cmp.noise.count(reason)
 			continue
 		}
-		copies = append(copies, pendingCopy{target: cmp.noise, req: cmp.noise.newCopy(r), probe: probe})
+		copies = append(copies, pendingCopy{target: cmp.noise, req: cmp.noise.newCopy(r), slot: slot, probe: probe})
 	}
 	if !comparing {
 		return copies, nil

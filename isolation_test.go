@@ -157,7 +157,9 @@ func TestIsolation(t *testing.T) {
 			},
 		},
 		{
-			name: "hanging", timeout: "2s", want: failed,
+			// a timeout under minLate: the copies time out before the
+			// concurrency limit could find them late
+			name: "hanging", timeout: "900ms", want: failed,
 			shadow: func(t *testing.T, _ <-chan struct{}) (string, <-chan struct{}) {
 				got := make(chan struct{}, 2)
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

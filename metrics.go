@@ -13,6 +13,8 @@ const (
 	mirrored              outcome = iota // a response came back, whatever its status
 	failed                               // a transport error, a timeout or a cancellation
 	droppedInFlight                      // max_in_flight was reached
+	droppedConcurrency                   // the target's concurrency limit was reached
+	cancelledLate                        // sent, then cancelled: the target had stopped answering
 	droppedRate                          // max_rate was reached
 	droppedUnhealthy                     // the target's recent copies failed
 	skippedBodyTooLarge                  // the body is over max_body_size
@@ -29,6 +31,8 @@ var outcomeNames = [numOutcomes]string{
 	mirrored:              "mirrored",
 	failed:                "failed",
 	droppedInFlight:       "dropped_in_flight",
+	droppedConcurrency:    "dropped_concurrency",
+	cancelledLate:         "cancelled_late",
 	droppedRate:           "dropped_rate",
 	droppedUnhealthy:      "dropped_unhealthy",
 	skippedBodyTooLarge:   "skipped_body_too_large",
@@ -51,6 +55,8 @@ type mirrorMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight *prometheus.GaugeVec
+
+	concurrencyLimit *prometheus.GaugeVec
 
 	compares     *prometheus.CounterVec
 	latencyRatio *prometheus.HistogramVec
@@ -82,6 +88,12 @@ func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
 			Name:      "in_flight",
 			Help:      "Copies in flight to each mirror target, including those whose body is still arriving.",
 		}, []string{"target"}),
+		concurrencyLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "concurrency_limit",
+			Help:      "How many copies each mirror target may have in flight now, a limit that adapts to the target.",
+		}, []string{"target"}),
 		compares: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns,
 			Subsystem: sub,
@@ -110,6 +122,9 @@ func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
 		return nil, err
 	}
 	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+		return nil, err
+	}
+	if m.concurrencyLimit, err = register(reg, m.concurrencyLimit); err != nil {
 		return nil, err
 	}
 	if m.compares, err = register(reg, m.compares); err != nil {

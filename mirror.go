@@ -79,10 +79,14 @@ type Handler struct {
 	MaxStreamSize int64 `json:"max_stream_size,omitempty"`
 
 	// The most copies that may be in flight at once for this handler,
-	// across all targets, counting copies whose body is still arriving.
-	// A copy over the limit is dropped at once (outcome dropped_in_flight);
-	// nothing on the request path waits for a slot. Must not be negative.
-	// Default: 1024.
+	// across all targets, counting copies whose body is still arriving:
+	// the hard ceiling that bounds memory. Each target also has its own
+	// limit (see Concurrency), whose ceiling defaults to an equal share of
+	// this one, so that a target that hangs cannot take the slots of the
+	// others; only ceilings set to add up to more than max_in_flight let
+	// targets compete for slots. A copy over the limit is dropped at once
+	// (outcome dropped_in_flight); nothing on the request path waits for a
+	// slot. Must not be negative. Default: 1024.
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 
 	copyCtx         context.Context // parent of every copy; cancelled by Cleanup
@@ -165,11 +169,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	share := max(h.MaxInFlight/max(len(h.Targets), 1), 1)
 	for i, t := range h.Targets {
 		if t == nil {
 			return fmt.Errorf("targets[%d]: target is empty", i)
 		}
-		if err := t.provision(ctx, metrics, max(h.MaxInFlight, 1)); err != nil {
+		if err := t.provision(ctx, metrics, max(h.MaxInFlight, 1), share); err != nil {
 			return fmt.Errorf("targets[%d]: %v", i, err)
 		}
 	}
@@ -206,6 +211,11 @@ func (h *Handler) Validate() error {
 	for i, t := range h.Targets {
 		if err := t.validate(); err != nil {
 			return fmt.Errorf("targets[%d]: %v", i, err)
+		}
+		if t.Concurrency != nil {
+			if err := t.Concurrency.validate(h.MaxInFlight); err != nil {
+				return fmt.Errorf("targets[%d]: %v", i, err)
+			}
 		}
 	}
 	return nil
@@ -265,12 +275,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !t.selects(r) {
 			continue
 		}
-		probe, reason, ok := h.admit(t, r)
+		slot, probe, reason, ok := h.admit(t, r)
 		if !ok {
 			t.count(reason)
 			continue
 		}
-		copies = append(copies, pendingCopy{target: t, req: t.newCopy(r), probe: probe})
+		copies = append(copies, pendingCopy{target: t, req: t.newCopy(r), slot: slot, probe: probe})
 	}
 	if len(copies) == 0 {
 		return next.ServeHTTP(w, r)
@@ -303,41 +313,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // admit applies the checks that may stop a selected request from being
 // copied to t, in order of cost, and takes an in-flight slot when they
 // pass. It reports whether the copy is an unhealthy target's probe.
-func (h *Handler) admit(t *Target, r *http.Request) (probe bool, reason outcome, ok bool) {
+func (h *Handler) admit(t *Target, r *http.Request) (slot *heldCopy, probe bool, reason outcome, ok bool) {
 	if reason, skip := unsupported(r); skip {
-		return false, reason, false
+		return nil, false, reason, false
 	}
 	if r.ContentLength > h.MaxBodySize && (!h.streams() || h.MaxStreamSize > 0 && r.ContentLength > h.MaxStreamSize) {
-		return false, skippedBodyTooLarge, false
+		return nil, false, skippedBodyTooLarge, false
 	}
 	if !t.sampler.allow() {
-		return false, droppedRate, false
+		return nil, false, droppedRate, false
 	}
 	return h.admitSending(t)
 }
 
 // admitSending applies the checks that a copy to t must pass whatever
-// chose it: t's health and a free in-flight slot, which it takes.
-func (h *Handler) admitSending(t *Target) (probe bool, reason outcome, ok bool) {
+// chose it: t's health, a slot under the handler's max_in_flight and a
+// slot under t's concurrency limit, which it takes. The slots must be
+// given back with release.
+func (h *Handler) admitSending(t *Target) (slot *heldCopy, probe bool, reason outcome, ok bool) {
 	ok, probe = t.health.allow()
 	if !ok {
-		return false, droppedUnhealthy, false
+		return nil, false, droppedUnhealthy, false
 	}
-	if h.inFlight.Add(1) > int64(h.MaxInFlight) {
-		h.inFlight.Add(-1)
-		if probe {
-			t.health.cancelProbe()
+	reason = droppedInFlight
+	if h.inFlight.Add(1) <= int64(h.MaxInFlight) {
+		if slot = t.limit.acquire(); slot != nil {
+			t.inFlight.Inc()
+			return slot, probe, 0, true
 		}
-		return false, droppedInFlight, false
+		reason = droppedConcurrency
 	}
-	t.inFlight.Inc()
-	return probe, 0, true
+	h.inFlight.Add(-1)
+	if probe {
+		t.health.cancelProbe()
+	}
+	return nil, false, reason, false
 }
 
-// release gives back the in-flight slot that admit took for a copy to t.
-func (h *Handler) release(t *Target) {
+// release gives back the slots that admit took for a copy to t; completed
+// says whether the shadow answered it. It reports whether the copy was
+// cancelled for being late.
+func (h *Handler) release(t *Target, slot *heldCopy, completed bool) (late bool) {
+	late = t.limit.release(slot, completed)
 	t.inFlight.Dec()
 	h.inFlight.Add(-1)
+	return late
 }
 
 // abandon ends copies that will not be sent: each is counted with reason
@@ -346,7 +366,7 @@ func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
 	for _, c := range copies {
 		// the slot is free before the outcome is counted, as in send, so
 		// that a counted copy is never in flight
-		h.release(c.target)
+		h.release(c.target, c.slot, false)
 		if c.probe {
 			c.target.health.cancelProbe()
 		}

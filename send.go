@@ -30,9 +30,13 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 			}
 		}
 		// the slot is free and the target's health updated before the
-		// outcome is counted, so that a counted copy is never in flight
-		h.release(t)
-		if result.saysNothingOfHealth() {
+		// outcome is counted, so that a counted copy is never in flight;
+		// a copy cancelled for being late is the concurrency limit's
+		// business, not the breaker's
+		if h.release(t, c.slot, result == mirrored) {
+			result = cancelledLate
+		}
+		if result == cancelledLate || result.saysNothingOfHealth() {
 			if c.probe {
 				t.health.cancelProbe()
 			}
@@ -44,6 +48,12 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 
 	ctx, cancel := c.context(h.copyCtx, t.timeout)
 	defer cancel()
+	if c.stream == nil {
+		// a streamed copy takes as long as its upload: its lateness
+		// says nothing, and its stream_window cuts off a shadow that
+		// stops taking it
+		t.limit.start(c.slot, cancel)
+	}
 	if c.ex != nil {
 		defer func() {
 			c.response.finish()
@@ -138,6 +148,7 @@ func (c pendingCopy) context(parent context.Context, timeout time.Duration) (con
 type pendingCopy struct {
 	target *Target
 	req    *http.Request
+	slot   *heldCopy   // its place under the target's concurrency limit
 	probe  bool        // the probe of an unhealthy target
 	stream *streamBody // the body, for a copy that streams it
 

@@ -89,6 +89,11 @@ type Target struct {
 	// sent. Must not be negative. Default: 10s.
 	FailDuration caddy.Duration `json:"fail_duration,omitempty"`
 
+	// How many copies may be in flight to this target at once, a limit
+	// that adapts to the shadow; see Concurrency. Default: adaptive,
+	// between 4 and the target's share of max_in_flight.
+	Concurrency *Concurrency `json:"concurrency,omitempty"`
+
 	// Compare this target's responses with the primary's, field by field,
 	// off the request path; see Compare. Default: not compared.
 	Compare *Compare `json:"compare,omitempty"`
@@ -115,6 +120,8 @@ type Target struct {
 	counters    [numOutcomes]prometheus.Counter
 	inFlight    prometheus.Gauge
 	durations   prometheus.ObserverVec
+	limit       *concurrencyLimit
+	limitGauge  prometheus.Gauge
 
 	injectedHeaders []string // header fields whose values Headers writes, never logged
 	hideAllHeaders  bool     // Headers rewrites every field: log no header values
@@ -128,8 +135,8 @@ type Target struct {
 }
 
 // provision prepares t for use by a handler whose in-flight limit is
-// maxInFlight.
-func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFlight int) error {
+// maxInFlight, of which share is t's equal part.
+func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFlight, share int) error {
 	if err := t.parseUpstream(); err != nil {
 		return err
 	}
@@ -155,6 +162,8 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 	}
 	t.sampler = newSampler(t.Percent, t.SampleBy, t.MaxRate)
 	t.provisionHealth(ctx.Logger())
+	t.limitGauge = metrics.concurrencyLimit.WithLabelValues(t.label)
+	t.provisionConcurrency(share)
 
 	if err := t.provisionMatchers(ctx); err != nil {
 		return err
