@@ -120,8 +120,9 @@ func closedLoop(q *requester, conns int, d time.Duration) load {
 // request was due, not from when it could be sent (as wrk2 does), so that a
 // stall shows up in the percentiles instead of hiding in fewer samples
 // (coordinated omission). Requests still unsent at d+grace are recorded
-// with the time they had waited by then, a lower bound.
-func openLoop(q *requester, rate float64, conns int, d, grace time.Duration) load {
+// with the time they had waited by then, a lower bound. onResult, when not
+// nil, is also given each completed request's due time and latency.
+func openLoop(q *requester, rate float64, conns int, d, grace time.Duration, onResult func(due time.Time, lat time.Duration)) load {
 	interval := time.Duration(float64(time.Second) / rate)
 	n := int(d / interval)
 	due := make(chan time.Time, n)
@@ -152,7 +153,11 @@ func openLoop(q *requester, rate float64, conns int, d, grace time.Duration) loa
 				if canceled {
 					return
 				}
-				record(time.Since(at), ok)
+				lat := time.Since(at)
+				record(lat, ok)
+				if onResult != nil {
+					onResult(at, lat)
+				}
 			}
 		})
 	}

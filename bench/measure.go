@@ -113,7 +113,7 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 	obs := observe(p, shadow, sampleEvery)
 	var m measurement
 	if ph.open {
-		m.load = openLoop(q, ph.rate, ph.conns, ph.duration, 2*time.Second)
+		m.load = openLoop(q, ph.rate, ph.conns, ph.duration, 2*time.Second, nil)
 	} else {
 		m.load = closedLoop(q, ph.conns, ph.duration)
 	}

@@ -22,7 +22,9 @@ type mirrorConfig struct {
 	maxBodySize int64
 	largeBodies string // "" for the default, stream
 	maxInFlight int
-	compare     bool // compare the shadow's responses with the primary's
+	compare     bool   // compare the shadow's responses with the primary's
+	second      string // a second target's shadow kind; "" for none
+	secondAddr  string // its address, set when the variant is started
 }
 
 // proxyProcess is a running Caddy or nginx.
@@ -59,6 +61,10 @@ func caddyJSON(port, adminPort int, primary, shadow string, m *mirrorConfig) ([]
 			target["match"] = []any{map[string]any{"header": map[string]any{"X-Never-Sent": []string{"yes"}}}}
 		}
 		mirror := map[string]any{"handler": "mirror", "targets": []any{target}}
+		if m.second != "" {
+			target["name"] = "first"
+			mirror["targets"] = []any{target, map[string]any{"name": "second", "upstream": "http://" + m.secondAddr}}
+		}
 		if m.maxBodySize != 0 {
 			mirror["max_body_size"] = m.maxBodySize
 		}

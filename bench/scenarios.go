@@ -26,6 +26,8 @@ var allScenarios = []scenario{
 	{"7", "allocations", allocations},
 	{"8", "comparison cost", comparisonCost},
 	{"9", "streamed uploads", streamedUploads},
+	{"10", "adaptive concurrency transitions", adaptiveTransitions},
+	{"11", "two targets, one hanging", twoTargets},
 }
 
 func ptr[T any](v T) *T { return &v }

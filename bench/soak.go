@@ -69,7 +69,7 @@ func runSoak(cfg *config, env *environment, sc soakConfig) error {
 			}
 		}
 	}()
-	l := openLoop(q, sc.rate, conns, sc.duration, 5*time.Second)
+	l := openLoop(q, sc.rate, conns, sc.duration, 5*time.Second, nil)
 	close(stop)
 	if err := <-flapErr; err != nil {
 		return err
