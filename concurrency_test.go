@@ -106,7 +106,9 @@ func TestConcurrencyLimitEndToEnd(t *testing.T) {
 	rec := recordOutcomes(t)
 	a := newSwitchingShadow(t)
 	b := newSwitchingShadow(t)
-	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"name":"a","upstream":%q},{"name":"b","upstream":%q}]}`, a.URL, b.URL))
+	// b's limit is fixed, at its share of max_in_flight, so that any copy
+	// it loses is lost to a
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"name":"a","upstream":%q},{"name":"b","upstream":%q,"concurrency":{"fixed":true}}]}`, a.URL, b.URL))
 	front := serveThrough(t, h, checksumPrimary)
 	ta := h.Targets[0]
 	requests := 0
@@ -203,21 +205,27 @@ func TestSharedMaxInFlight(t *testing.T) {
 	a := newSwitchingShadow(t)
 	a.hanging.Store(true)
 	b := newSwitchingShadow(t)
-	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"name":"a","upstream":%q,"concurrency":{"fixed":true}},{"name":"b","upstream":%q,"concurrency":{"fixed":true}}],"max_in_flight":40}`, a.URL, b.URL))
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"name":"a","upstream":%q,"concurrency":{"fixed":true}},{"name":"b","upstream":%q,"concurrency":{"fixed":true}}],"max_in_flight":200}`, a.URL, b.URL))
 	front := serveThrough(t, h, checksumPrimary)
 
-	burst(t, front.URL, 8, 200)
-	got := byTarget(rec.wait(t, 200+200-20))
-	if got["b"]["mirrored"] != 200 {
-		t.Errorf("healthy target b: %v, want all 200 mirrored", got["b"])
+	// with one pool of 200, a would hold all 200 slots and b would lose
+	// the rest of its copies
+	const n, share = 400, 100
+	burst(t, front.URL, 8, n)
+	got := byTarget(rec.wait(t, 2*n-share))
+	if got["b"]["mirrored"] != n {
+		t.Errorf("healthy target b: %v, want all %d mirrored", got["b"], n)
 	}
-	if got["a"]["dropped_concurrency"] != 180 {
-		t.Errorf("hanging target a: %v, want 180 dropped_concurrency past its share of 20", got["a"])
+	if got["a"]["dropped_concurrency"] != n-share {
+		t.Errorf("hanging target a: %v, want %d dropped_concurrency past its share of %d", got["a"], n-share, share)
 	}
-	if _, peak := a.sockets(); peak > 20 {
-		t.Errorf("hanging target a held %d connections at once, want at most its share, 20", peak)
+	for range share {
+		receive(t, a.hung, "a copy held by the hanging shadow")
 	}
-	if got := h.Targets[0].limit.current(); got != 20 {
-		t.Errorf("fixed limit = %d, want the share of max_in_flight, 20", got)
+	if _, peak := a.sockets(); peak > share {
+		t.Errorf("hanging target a held %d connections at once, want at most its share, %d", peak, share)
+	}
+	if got := h.Targets[0].limit.current(); got != share {
+		t.Errorf("fixed limit = %d, want the share of max_in_flight, %d", got, share)
 	}
 }

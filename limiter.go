@@ -27,7 +27,8 @@ import (
 //     cancelled_late), which frees their connections and makes room for
 //     newer copies to find out whether the shadow recovered.
 //   - Otherwise, from the copies that completed during the interval:
-//     gradient = min(1, rttTolerance × baseline / mean RTT), at least 0.5.
+//     gradient = (rttTolerance × baseline + rttSlack) / mean RTT, clamped
+//     to [0.5, 1].
 //     Below 1 (latency climbed) the limit shrinks by smoothing × (1 −
 //     gradient), at most a tenth per interval; at 1 it grows by √limit
 //     (Envoy's headroom), but only if at least half of it was in use
@@ -73,6 +74,11 @@ const (
 	// shadow's latency is noisier than a service's own, and the mirror
 	// needs only to stop feeding a shadow that queues.
 	rttTolerance = 2.0
+
+	// rttSlack is added to the tolerated round trip, so that a fast
+	// shadow's jitter of a few milliseconds, which holds next to no
+	// copies, is not taken for a climb that shrinks its limit.
+	rttSlack = 5 * time.Millisecond
 
 	// smoothing is how much of a shrink the gradient asks for is applied
 	// per interval (Gradient2's default), so one noisy interval costs at
@@ -205,7 +211,7 @@ func (l *concurrencyLimit) maybeUpdate() {
 		if l.baseline == 0 {
 			l.baseline = mean
 		}
-		gradient := max(0.5, min(1, rttTolerance*l.baseline/mean))
+		gradient := max(0.5, min(1, (rttTolerance*l.baseline+float64(rttSlack))/mean))
 		l.baseline += (mean - l.baseline) * baselineWeight
 		if gradient < 1 {
 			l.limit *= 1 - smoothing*(1-gradient)
