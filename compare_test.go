@@ -246,8 +246,8 @@ func TestCompareReleasesBuffersOnce(t *testing.T) {
 
 	rec := recordOutcomes(t)
 	h := provisionHandler(t, `{"max_in_flight":10000,"targets":[
-		{"name":"release-noise","upstream":"`+shadowFor("1")+`","percent":0},
-		`+comparedTarget("release-candidate", shadowFor("2"), `"noise_from":"release-noise"`)+`]}`)
+		{"name":"release-noise","upstream":"`+shadowFor("1")+`","percent":0,"concurrency":{"fixed":true}},
+		{"name":"release-candidate","upstream":"`+shadowFor("2")+`","compare":{"noise_from":"release-noise"},"concurrency":{"fixed":true}}]}`)
 	front := serveThrough(t, h, primary)
 
 	var wg sync.WaitGroup

@@ -99,6 +99,11 @@ func TestMirrorFaults(t *testing.T) {
 					}
 				}
 				for _, o := range rec.wait(t, 2) {
+					// a copy that the shadow holds past minLate may be
+					// ended by the concurrency limit before its timeout
+					if o.outcome == cancelledLate && tc.want == failed {
+						continue
+					}
 					if o.outcome != tc.want {
 						t.Errorf("outcome = %v, want %v", o.outcome, tc.want)
 					}

@@ -120,6 +120,7 @@ func newConcurrencyLimit(floor, ceiling int, fixed bool, clock func() time.Time,
 type heldCopy struct {
 	elem      *list.Element // in sending, once started
 	started   time.Time
+	ctx       context.Context // the exchange's
 	cancel    context.CancelFunc
 	cancelled bool // cancelled for being late
 }
@@ -138,12 +139,12 @@ func (l *concurrencyLimit) acquire() *heldCopy {
 	return new(heldCopy)
 }
 
-// start records that c's exchange with the shadow begins now; cancel
-// cancels it. Only from here can c be late.
-func (l *concurrencyLimit) start(c *heldCopy, cancel context.CancelFunc) {
+// start records that c's exchange with the shadow begins now, on ctx;
+// cancel cancels ctx. Only from here can c be late.
+func (l *concurrencyLimit) start(c *heldCopy, ctx context.Context, cancel context.CancelFunc) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c.started, c.cancel = l.clock(), cancel
+	c.started, c.ctx, c.cancel = l.clock(), ctx, cancel
 	c.elem = l.sending.PushBack(c)
 }
 
@@ -158,7 +159,7 @@ func (l *concurrencyLimit) release(c *heldCopy, completed bool) (late bool) {
 		return false // never started: no sample
 	}
 	l.sending.Remove(c.elem)
-	c.elem, c.cancel = nil, nil
+	c.elem, c.ctx, c.cancel = nil, nil, nil
 	if !completed || c.cancelled {
 		l.maybeUpdate()
 		return c.cancelled
@@ -232,8 +233,8 @@ func (l *concurrencyLimit) cancelLate(late time.Time) {
 	over := l.inFlight - int(l.limit)
 	for e := l.sending.Front(); e != nil; e = e.Next() {
 		c := e.Value.(*heldCopy)
-		if c.cancelled {
-			over-- // already on its way out
+		if c.cancelled || c.ctx.Err() != nil {
+			over-- // already on its way out: late, timed out or unloaded
 			continue
 		}
 		if over <= 0 && !c.started.Before(late) {

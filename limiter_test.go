@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -65,7 +66,7 @@ func (s *simulation) run(d time.Duration, perTick int, rtt time.Duration) {
 			if rtt != hang {
 				c.due = s.clock.Add(rtt)
 			}
-			s.l.start(slot, func() { c.cancelled = true })
+			s.l.start(slot, context.Background(), func() { c.cancelled = true })
 			s.held = append(s.held, c)
 		}
 		s.peakHeld = max(s.peakHeld, len(s.held))

@@ -52,7 +52,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		// a streamed copy takes as long as its upload: its lateness
 		// says nothing, and its stream_window cuts off a shadow that
 		// stops taking it
-		t.limit.start(c.slot, cancel)
+		t.limit.start(c.slot, ctx, cancel)
 	}
 	if c.ex != nil {
 		defer func() {

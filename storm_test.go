@@ -62,7 +62,10 @@ func TestConnectionStorm(t *testing.T) {
 	defer unblock()
 
 	rec := recordOutcomes(t)
-	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,"timeout":"1m"}],"max_in_flight":%d}`, shadow.URL, maxInFlight))
+	// the target's limit fixed at max_in_flight, so that max_in_flight
+	// itself is what bounds the storm (the adaptive limit's own bound is
+	// in concurrency_test.go)
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,"timeout":"1m","concurrency":{"fixed":true}}],"max_in_flight":%d}`, shadow.URL, maxInFlight))
 	front := serveThrough(t, h, checksumPrimary)
 
 	var wg sync.WaitGroup
