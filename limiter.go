@@ -31,8 +31,10 @@ import (
 //     to [0.5, 1].
 //     Below 1 (latency climbed) the limit shrinks by smoothing × (1 −
 //     gradient), at most a tenth per interval; at 1 it grows by √limit
-//     (Envoy's headroom), but only if at least half of it was in use
-//     (Netflix's guard against growing a limit nothing needs).
+//     (Envoy's headroom), but past initialLimit only if at least half of it
+//     was in use (Netflix's guard against growing a limit nothing needs).
+//     So a shadow that recovers gets its first initialLimit slots back
+//     within about half a second, used or not.
 //
 // The limit stays between floor and ceiling. The baseline is an
 // exponentially weighted mean of the intervals' mean round trips, so a
@@ -216,7 +218,7 @@ func (l *concurrencyLimit) maybeUpdate() {
 		l.baseline += (mean - l.baseline) * baselineWeight
 		if gradient < 1 {
 			l.limit *= 1 - smoothing*(1-gradient)
-		} else if l.peak*2 >= int(l.limit) {
+		} else if l.peak*2 >= int(l.limit) || l.limit < initialLimit {
 			l.limit += math.Sqrt(l.limit)
 		}
 	}

@@ -150,6 +150,24 @@ func TestConcurrencyLimit(t *testing.T) {
 			},
 		},
 		{
+			name: "a fast shadow recovers its initial limit unused", floor: 4, ceiling: 1024,
+			check: func(t *testing.T, s *simulation) {
+				s.run(3*time.Second, 1, hang)
+				if got := s.l.current(); got != 4 {
+					t.Fatalf("limit during the hang = %d, want the floor, 4", got)
+				}
+				s.run(2*time.Second, 1, time.Millisecond)
+				if got := s.l.current(); got < initialLimit {
+					t.Errorf("limit 2s after recovery = %d, want at least %d", got, initialLimit)
+				}
+				s.reset()
+				s.run(time.Second, 1, time.Millisecond)
+				if s.dropped != 0 || s.cancelled != 0 {
+					t.Errorf("2s to 3s after recovery: dropped %d, cancelled %d, want none", s.dropped, s.cancelled)
+				}
+			},
+		},
+		{
 			name: "latency climbs: the limit shrinks, then accepts the new latency", floor: 4, ceiling: 1024,
 			check: func(t *testing.T, s *simulation) {
 				s.run(3*time.Second, perTick, 20*time.Millisecond)
