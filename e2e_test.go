@@ -83,6 +83,11 @@ func loadSites(t testing.TB, sites string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfileGlobals+sites, "caddyfile")
+	// Loading a config may restart the admin server, which closes the
+	// keep-alive connections that earlier tests left to it; Go's client
+	// resends only idempotent requests on such a connection, so a POST to
+	// the admin API would fail with EOF.
+	http.DefaultClient.CloseIdleConnections()
 	return tester
 }
 
