@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -283,146 +280,4 @@ func (t *Target) skipCompare(r compareResult) {
 // observe records the duration of a completed exchange.
 func (t *Target) observe(status int, d time.Duration) {
 	t.durations.WithLabelValues(strconv.Itoa(status)).Observe(d.Seconds())
-}
-
-// newCopy prepares the request that will be sent to t: a verbatim copy of
-// r's method, path, raw query and headers, addressed to t's upstream, with
-// the forwarding and marker headers set and t's header edits applied. Every
-// placeholder is resolved here, on the request path. The copy shares no
-// mutable state with r but its trailers: r's announced trailer map, which
-// net/http fills in before the body's end, before the copy is sent, and
-// which the copy only reads.
-//
-// Like reverse_proxy's prepareRequest, it keeps TE: trailers, adds Via,
-// and Early-Data for a request that arrived in TLS early data.
-func (t *Target) newCopy(r *http.Request) *http.Request {
-	hdr := r.Header.Clone()
-	if hdr == nil {
-		hdr = make(http.Header)
-	}
-	removeHopByHopHeaders(hdr)
-	if _, ok := hdr["User-Agent"]; !ok {
-		// keep Go's transport from adding its own
-		hdr["User-Agent"] = []string{""}
-	}
-	if r.TLS != nil && !r.TLS.HandshakeComplete {
-		hdr["Early-Data"] = []string{"1"}
-	}
-	setForwardedHeaders(hdr, r)
-	hdr["Via"] = append(hdr["Via"], strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor)+" Caddy")
-
-	cp := &http.Request{
-		Method:     r.Method,
-		URL:        t.copyURL(r.URL),
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     hdr,
-		Host:       r.Host,
-		RemoteAddr: r.RemoteAddr, // for logs only
-		Trailer:    r.Trailer,
-	}
-	if t.Headers != nil {
-		cp = cp.WithContext(r.Context()) // ApplyToRequest reads the replacer from it
-		t.Headers.ApplyToRequest(cp)
-	}
-	hdr[markerHeader] = []string{"1"} // last, so no edit can remove it
-	return cp
-}
-
-// copyURL addresses src's path and raw query to t's upstream, after the
-// upstream's path prefix, keeping escaped characters as they were.
-func (t *Target) copyURL(src *url.URL) *url.URL {
-	u := &url.URL{
-		Scheme:     t.url.Scheme,
-		Host:       t.url.Host,
-		Path:       t.pathPrefix + src.Path,
-		RawQuery:   src.RawQuery,
-		ForceQuery: src.ForceQuery,
-	}
-	if src.RawPath != "" || t.rawPrefix != t.pathPrefix {
-		u.RawPath = t.rawPrefix + src.EscapedPath()
-	}
-	return u
-}
-
-// hopByHopHeaders are the headers that apply to one connection only; they
-// are not copied, and the transport sets its own. The list is the one
-// reverse_proxy uses.
-var hopByHopHeaders = []string{
-	"Alt-Svc",
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
-// removeHopByHopHeaders removes the hop-by-hop headers from h, and the
-// headers that its Connection header names, except TE: trailers, which
-// reverse_proxy keeps too: gRPC servers require it.
-func removeHopByHopHeaders(h http.Header) {
-	for _, f := range h["Connection"] {
-		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				h.Del(sf)
-			}
-		}
-	}
-	trailers := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
-	for _, name := range hopByHopHeaders {
-		delete(h, name)
-	}
-	if trailers {
-		h["Te"] = []string{"trailers"}
-	}
-}
-
-// setForwardedHeaders sets X-Forwarded-For, -Proto and -Host on a copy of
-// r as reverse_proxy sets them on the primary's request: prior values are
-// kept only when r came from a trusted proxy (the server's trusted_proxies).
-func setForwardedHeaders(hdr http.Header, r *http.Request) {
-	clientIP, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		// no peer address to vouch for the client's claims
-		delete(hdr, "X-Forwarded-For")
-		delete(hdr, "X-Forwarded-Proto")
-		delete(hdr, "X-Forwarded-Host")
-		return
-	}
-	clientIP, _, _ = strings.Cut(clientIP, "%")
-	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
-
-	if prior := hdr.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
-		hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
-	} else {
-		hdr["X-Forwarded-For"] = []string{clientIP}
-	}
-
-	proto := "http"
-	if r.TLS != nil {
-		proto = "https"
-	}
-	if prior := lastValue(hdr, "X-Forwarded-Proto"); trusted && prior != "" {
-		proto = prior
-	}
-	hdr["X-Forwarded-Proto"] = []string{proto}
-
-	host := r.Host
-	if prior := lastValue(hdr, "X-Forwarded-Host"); trusted && prior != "" {
-		host = prior
-	}
-	hdr["X-Forwarded-Host"] = []string{host}
-}
-
-// lastValue returns the last value of the header field name in h.
-func lastValue(h http.Header, name string) string {
-	if v := h[name]; len(v) > 0 {
-		return v[len(v)-1]
-	}
-	return ""
 }

@@ -1,0 +1,73 @@
+package mirror
+
+import (
+	"net/http"
+)
+
+// admit applies the checks that may stop a selected request from being
+// copied to t, in order of cost, and takes an in-flight slot when they
+// pass. It reports whether the copy is an unhealthy target's probe.
+func (h *Handler) admit(t *Target, r *http.Request) (slot *heldCopy, probe bool, reason outcome, ok bool) {
+	if reason, skip := unsupported(r); skip {
+		return nil, false, reason, false
+	}
+	if r.ContentLength > h.MaxBodySize && (!h.streams() || h.MaxStreamSize > 0 && r.ContentLength > h.MaxStreamSize) {
+		return nil, false, skippedBodyTooLarge, false
+	}
+	if !t.sampler.allow() {
+		return nil, false, droppedRate, false
+	}
+	return h.admitSending(t)
+}
+
+// admitSending applies the checks that a copy to t must pass whatever
+// chose it: t's health, a slot under the handler's max_in_flight and a
+// slot under t's concurrency limit, which it takes. The slots must be
+// given back with release.
+func (h *Handler) admitSending(t *Target) (slot *heldCopy, probe bool, reason outcome, ok bool) {
+	ok, probe = t.health.allow()
+	if !ok {
+		return nil, false, droppedUnhealthy, false
+	}
+	reason = droppedInFlight
+	if h.inFlight.Add(1) <= int64(h.MaxInFlight) {
+		if slot = t.limit.acquire(); slot != nil {
+			t.inFlight.Inc()
+			return slot, probe, 0, true
+		}
+		reason = droppedConcurrency
+	}
+	h.inFlight.Add(-1)
+	if probe {
+		t.health.cancelProbe()
+	}
+	return nil, false, reason, false
+}
+
+// release gives back the slots that admit took for a copy to t; completed
+// says whether the shadow answered it. It reports whether the copy was
+// cancelled for being late.
+func (h *Handler) release(t *Target, slot *heldCopy, completed bool) (late bool) {
+	late = t.limit.release(slot, completed)
+	t.inFlight.Dec()
+	h.inFlight.Add(-1)
+	return late
+}
+
+// abandon ends copies that will not be sent: each is counted with reason
+// and its slot is given back.
+func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
+	for _, c := range copies {
+		// the slot is free before the outcome is counted, as in send, so
+		// that a counted copy is never in flight
+		h.release(c.target, c.slot, false)
+		if c.probe {
+			c.target.health.cancelProbe()
+		}
+		c.target.count(reason)
+		if c.ex != nil {
+			c.response.finish()
+			c.ex.release()
+		}
+	}
+}
