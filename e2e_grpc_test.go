@@ -79,6 +79,13 @@ const grpcGlobals = `{
 // returns a Health client of the front on :9080.
 func loadGRPCFront(t *testing.T, sites string) healthpb.HealthClient {
 	t.Helper()
+	return healthpb.NewHealthClient(loadGRPCFrontConn(t, sites))
+}
+
+// loadGRPCFrontConn loads sites with h2c allowed, empties the report, and
+// returns a plain-text gRPC connection to the front on :9080.
+func loadGRPCFrontConn(t *testing.T, sites string) *grpc.ClientConn {
+	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(grpcGlobals+sites, "caddyfile")
 	t.Cleanup(func() { unloadMirrors(tester) })
@@ -88,7 +95,7 @@ func loadGRPCFront(t *testing.T, sites string) healthpb.HealthClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return healthpb.NewHealthClient(conn)
+	return conn
 }
 
 // TestE2E_CompareGRPC: grpc-go clients call a grpc-go service through
