@@ -2,15 +2,20 @@ package mirror
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -217,5 +222,83 @@ func TestE2E_CompareGRPC(t *testing.T) {
 		return p.Primary == 200 && p.PrimaryGRPC == "OK" && p.ShadowGRPC == "UNAVAILABLE" && p.Count == unavailable
 	}) {
 		t.Errorf("status pairs %+v, want OK → UNAVAILABLE %d times", c.StatusPairs, unavailable)
+	}
+}
+
+// startTLSHealthServer serves a healthService in grpc-go over TLS (h2) on
+// a loopback port, and returns its address and the path of a PEM file
+// holding the self-signed certificate that a client must trust.
+func startTLSHealthServer(t *testing.T, v2 bool) (addr, caFile string) {
+	// httptest's certificate is self-signed, for 127.0.0.1
+	certs := httptest.NewUnstartedServer(nil)
+	certs.StartTLS()
+	cert, leaf := certs.TLS.Certificates[0], certs.Certificate()
+	certs.Close()
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
+	healthpb.RegisterHealthServer(srv, healthService{v2: v2})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String(), caFile
+}
+
+// TestE2E_CompareGRPCOverTLS: unary calls through Caddy are mirrored over
+// TLS (HTTP/2, verified against the shadow's CA) to a grpc-go candidate.
+// Every copy arrives and is compared: the calls it answers alike match,
+// the one it changed mismatches, and the client gets the primary's answer.
+func TestE2E_CompareGRPCOverTLS(t *testing.T) {
+	primary := startHealthServer(t, false)
+	candidate, caFile := startTLSHealthServer(t, true)
+	rec := recordOutcomes(t)
+	client := loadGRPCFront(t, fmt.Sprintf(`
+:9080 {
+	mirror {
+		to https://%s {
+			name grpc-tls-candidate
+			compare
+			transport http {
+				versions 2
+				tls_trust_pool file %s
+			}
+		}
+	}
+	reverse_proxy h2c://%s {
+		request_buffers 64KiB
+	}
+}
+`, candidate, caFile, primary))
+
+	const repeats = 5
+	for range repeats {
+		for _, service := range []string{"ok", "changed"} {
+			resp, err := client.Check(t.Context(), &healthpb.HealthCheckRequest{Service: service})
+			if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("Check(%s) = %v, %v; want the primary's SERVING", service, resp, err)
+			}
+			if o := rec.wait(t, 1)[0]; o.outcome != mirrored {
+				t.Fatalf("Check(%s): copy %v, want mirrored over TLS", service, o.outcome)
+			}
+		}
+	}
+
+	r, raw := getReport(t)
+	if len(r.Targets) != 1 {
+		t.Fatalf("report: %s", raw)
+	}
+	want := map[string]int64{"match": repeats, "mismatch": repeats}
+	for name, n := range r.Targets[0].Counts {
+		if n != want[name] {
+			t.Errorf("count %s = %d, want %d\n%s", name, n, want[name], raw)
+		}
+	}
+	if f := r.Targets[0].Fields; len(f) != 1 || f[0].Field != "grpc message" || f[0].Verdict != verdictRegression {
+		t.Errorf("fields %+v, want only grpc message as a regression\n%s", f, raw)
 	}
 }
