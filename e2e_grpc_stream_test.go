@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync/atomic"
 	"testing"
 
@@ -66,15 +65,9 @@ func (s *streamService) FullDuplexCall(stream grpc.BidiStreamingServer[testpb.St
 // startStreamServer serves service in grpc-go over h2c on a loopback
 // port, and returns its address.
 func startStreamServer(t *testing.T, service *streamService) string {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := grpc.NewServer()
 	testpb.RegisterTestServiceServer(srv, service)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
+	return serveGRPC(t, srv)
 }
 
 // TestE2E_GRPCClientAndBidiStreaming: grpc-go clients make client- and

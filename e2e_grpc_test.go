@@ -55,12 +55,18 @@ func (s healthService) Watch(_ *healthpb.HealthCheckRequest, stream grpc.ServerS
 // startHealthServer serves a healthService in grpc-go over h2c on a
 // loopback port, and returns its address.
 func startHealthServer(t *testing.T, v2 bool) string {
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, healthService{v2: v2})
+	return serveGRPC(t, srv)
+}
+
+// serveGRPC serves srv on a loopback port until the test ends, and
+// returns its address.
+func serveGRPC(t *testing.T, srv *grpc.Server) string {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	healthpb.RegisterHealthServer(srv, healthService{v2: v2})
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	return lis.Addr().String()
@@ -238,15 +244,9 @@ func startTLSHealthServer(t *testing.T, v2 bool) (addr, caFile string) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
 	healthpb.RegisterHealthServer(srv, healthService{v2: v2})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String(), caFile
+	return serveGRPC(t, srv), caFile
 }
 
 // TestE2E_CompareGRPCOverTLS: unary calls through Caddy are mirrored over
