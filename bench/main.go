@@ -89,6 +89,10 @@ func run(cfg *config, noNginx bool) error {
 			cfg.out = dir
 		}
 	}
+	// scenarios write their charts as they finish, before the report
+	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+		return err
+	}
 	if path, err := exec.LookPath("nginx"); err == nil && !noNginx {
 		cfg.nginx = path
 	} else if !noNginx {
