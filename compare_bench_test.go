@@ -2,9 +2,12 @@ package mirror
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -55,6 +58,90 @@ func BenchmarkCompare(b *testing.B) {
 			for b.Loop() {
 				if result, _ := candidate.judge(ex, primary, shadow, noise); result != mismatch {
 					b.Fatalf("result %v, want mismatch", result)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCompareChunked is BenchmarkCompare's JSON exchange for a
+// primary that answers as a Go service does with a body over 2 KiB: no
+// Content-Length, so reverse_proxy flushes after every write. Each
+// iteration captures the primary's response through the capture writer, 2 KiB
+// and a flush at a time, then judges it: the capture's share of the cost
+// shows next to BenchmarkCompare's.
+func BenchmarkCompareChunked(b *testing.B) {
+	for _, size := range []int{4 << 10, 64 << 10} {
+		b.Run(fmt.Sprintf("json_%dKiB", size>>10), func(b *testing.B) {
+			h := provisionHandler(b, `{"targets":[{"name":"bench-secondary","upstream":"http://s"},
+				{"name":"bench-candidate","upstream":"http://c","compare":{"noise_from":"bench-secondary"}}]}`)
+			candidate := h.Targets[1]
+			body := reviewDocument(size, "", "p")
+			shadow := capturedJSON(reviewDocument(size, " (v2)", "c"))
+			noise := capturedJSON(reviewDocument(size, "", "s"))
+			ex := &exchange{method: http.MethodGet, path: "/reviews"}
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				primary := newCapturedResponse(candidate.keepBody)
+				w := newCaptureWriter(httptest.NewRecorder(), context.Background(), primary)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusOK)
+				for rest := body; len(rest) > 0; {
+					n := min(len(rest), 2<<10)
+					_, _ = w.Write(rest[:n])
+					w.Flush()
+					rest = rest[n:]
+				}
+				w.settle()
+				if result, _ := candidate.judge(ex, primary, shadow, noise); result != mismatch {
+					b.Fatalf("result %v, want mismatch", result)
+				}
+				primary.releaseBody()
+			}
+		})
+	}
+}
+
+// capturedGRPC is a captured unary gRPC response: one length-prefixed
+// message and its grpc-status trailer.
+func capturedGRPC(message []byte, status string) *capturedResponse {
+	frame := make([]byte, 5, 5+len(message))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(message)))
+	r := newCapturedResponse(int64(len(frame) + len(message)))
+	r.got, r.status = true, http.StatusOK
+	r.header = http.Header{"Content-Type": {"application/grpc"}}
+	r.body = bytes.NewBuffer(append(frame, message...))
+	r.trailer = http.Header{"Grpc-Status": {status}, "Grpc-Message": {""}}
+	return r
+}
+
+// BenchmarkCompareGRPC measures one unary gRPC exchange: grpc-status from
+// the trailers, then the message compared as bytes, with a secondary.
+func BenchmarkCompareGRPC(b *testing.B) {
+	h := provisionHandler(b, `{"targets":[{"name":"bench-secondary","upstream":"http://s"},
+		{"name":"bench-candidate","upstream":"http://c","compare":{"noise_from":"bench-secondary"}}]}`)
+	candidate := h.Targets[1]
+	message := bytes.Repeat([]byte("review "), 64) // a 448-byte protobuf stands in
+	changed := bytes.Clone(message)
+	changed[10] = 'X'
+	for _, tc := range []struct {
+		name   string
+		shadow *capturedResponse
+		want   compareResult
+	}{
+		{"unary_same", capturedGRPC(message, "0"), match},
+		{"unary_changed_message", capturedGRPC(changed, "0"), mismatch},
+		{"unary_unavailable", capturedGRPC(nil, "14"), mismatch},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			primary := capturedGRPC(message, "0")
+			noise := capturedGRPC(message, "0")
+			ex := &exchange{method: http.MethodPost, path: "/reviews.Reviews/Get"}
+			b.ReportAllocs()
+			for b.Loop() {
+				if result, _ := candidate.judge(ex, primary, tc.shadow, noise); result != tc.want {
+					b.Fatalf("result %v, want %v", result, tc.want)
 				}
 			}
 		})
