@@ -119,28 +119,32 @@ func capturedGRPC(message []byte, status string) *capturedResponse {
 // BenchmarkCompareGRPC measures one unary gRPC exchange: grpc-status from
 // the trailers, then the message compared as bytes, with a secondary.
 func BenchmarkCompareGRPC(b *testing.B) {
-	h := provisionHandler(b, `{"targets":[{"name":"bench-secondary","upstream":"http://s"},
-		{"name":"bench-candidate","upstream":"http://c","compare":{"noise_from":"bench-secondary"}}]}`)
-	candidate := h.Targets[1]
 	message := bytes.Repeat([]byte("review "), 64) // a 448-byte protobuf stands in
 	changed := bytes.Clone(message)
 	changed[10] = 'X'
 	for _, tc := range []struct {
-		name   string
-		shadow *capturedResponse
-		want   compareResult
+		name          string
+		shadowMessage []byte
+		shadowStatus  string
+		want          compareResult
 	}{
-		{"unary_same", capturedGRPC(message, "0"), match},
-		{"unary_changed_message", capturedGRPC(changed, "0"), mismatch},
-		{"unary_unavailable", capturedGRPC(nil, "14"), mismatch},
+		{"unary_same", message, "0", match},
+		{"unary_changed_message", changed, "0", mismatch},
+		{"unary_unavailable", nil, "14", mismatch},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			primary := capturedGRPC(message, "0")
-			noise := capturedGRPC(message, "0")
+			// a report of its own: a verdict weighs every exchange the
+			// target's report has seen
+			h := provisionHandler(b, `{"targets":[{"name":"bench-secondary","upstream":"http://s"},
+				{"name":"bench-candidate","upstream":"http://c","compare":{"noise_from":"bench-secondary"}}]}`)
+			candidate := h.Targets[1]
 			ex := &exchange{method: http.MethodPost, path: "/reviews.Reviews/Get"}
 			b.ReportAllocs()
 			for b.Loop() {
-				if result, _ := candidate.judge(ex, primary, tc.shadow, noise); result != tc.want {
+				// each exchange has its own captures, as in the mirror
+				primary, noise := capturedGRPC(message, "0"), capturedGRPC(message, "0")
+				shadow := capturedGRPC(tc.shadowMessage, tc.shadowStatus)
+				if result, _ := candidate.judge(ex, primary, shadow, noise); result != tc.want {
 					b.Fatalf("result %v, want %v", result, tc.want)
 				}
 			}
