@@ -126,6 +126,12 @@ func (w *captureWriter) settle() {
 	if w.client.Err() != nil {
 		w.resp.incomplete = true
 	}
+	if !w.wroteHeader {
+		// nothing went through the writer: net/http writes its implicit
+		// 200 after the route, or Caddy an error, past the capture, so
+		// there is no response to compare, nor trailers of it
+		return
+	}
 	hdr := w.Header()
 	for _, name := range w.announced {
 		if v, ok := hdr[name]; ok {
