@@ -3,7 +3,6 @@ package mirror
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -107,23 +106,25 @@ func (c *capturedResponse) releaseBody() {
 type captureWriter struct {
 	*caddyhttp.ResponseWriterWrapper
 	resp        *capturedResponse
-	client      context.Context // the client's request's
 	wroteHeader bool
 	announced   []string // the trailer fields that the Trailer header announced
 }
 
-// newCaptureWriter wraps w, the response writer of a request with the
-// context client, to capture what the route writes into resp.
-func newCaptureWriter(w http.ResponseWriter, client context.Context, resp *capturedResponse) *captureWriter {
-	return &captureWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, client: client, resp: resp}
+// newCaptureWriter wraps w to capture what the route writes into resp.
+func newCaptureWriter(w http.ResponseWriter, resp *capturedResponse) *captureWriter {
+	return &captureWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, resp: resp}
 }
 
-// settle captures the response's trailers once the route has returned:
-// the fields that the Trailer header announced, and those set with
-// http.TrailerPrefix, as net/http sends them. A client that has gone by
-// then may not have had the whole response.
-func (w *captureWriter) settle() {
-	if w.client.Err() != nil {
+// settle captures the response's trailers once the route has ended: the
+// fields that the Trailer header announced, and those set with
+// http.TrailerPrefix, as net/http sends them. aborted says that the route
+// did not deliver the whole response: it returned an error (as
+// reverse_proxy does when the client went away before the answer) or
+// panicked (as reverse_proxy aborts a response cut off mid-body). A client
+// that hangs up once it has every byte, as a decompressing client may
+// before the last chunk's terminator, leaves the response complete.
+func (w *captureWriter) settle(aborted bool) {
+	if aborted {
 		w.resp.incomplete = true
 	}
 	if !w.wroteHeader {

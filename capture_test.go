@@ -74,7 +74,7 @@ func FuzzCapture(f *testing.F) {
 			ex.refs.Store(1)
 			cw := ex.captureWriter(w, r)
 			wrote <- writeScript(cw, ops, body, announced, unannounced)
-			ex.capture.settle()
+			ex.capture.settle(false)
 			captured <- resp
 		}))
 		defer srv.Close()
@@ -155,7 +155,7 @@ func TestCaptureSwitchingProtocolsIsStreaming(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := newCapturedResponse(16)
-			w := newCaptureWriter(httptest.NewRecorder(), t.Context(), resp)
+			w := newCaptureWriter(httptest.NewRecorder(), resp)
 			w.Header().Set("Content-Type", tc.mediaType)
 			w.WriteHeader(tc.status)
 			_, _ = w.Write([]byte("{}"))

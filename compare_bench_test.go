@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -84,7 +83,7 @@ func BenchmarkCompareChunked(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				primary := newCapturedResponse(candidate.keepBody)
-				w := newCaptureWriter(httptest.NewRecorder(), context.Background(), primary)
+				w := newCaptureWriter(httptest.NewRecorder(), primary)
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusOK)
 				for rest := body; len(rest) > 0; {
@@ -93,7 +92,7 @@ func BenchmarkCompareChunked(b *testing.B) {
 					w.Flush()
 					rest = rest[n:]
 				}
-				w.settle()
+				w.settle(false)
 				if result, _ := candidate.judge(ex, primary, shadow, noise); result != mismatch {
 					b.Fatalf("result %v, want mismatch", result)
 				}

@@ -95,15 +95,16 @@ func hasCopyFor(copies []pendingCopy, t *Target) bool {
 // captureWriter wraps w, r's response writer, so that the primary's
 // response is captured into the exchange as the route writes it.
 func (ex *exchange) captureWriter(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
-	ex.capture = newCaptureWriter(w, r.Context(), ex.primary)
+	ex.capture = newCaptureWriter(w, ex.primary)
 	return ex.capture
 }
 
 // finishPrimary ends the primary's side of the exchange, once the route
-// has returned (or panicked).
-func (ex *exchange) finishPrimary() {
+// has returned or panicked; aborted says that it did not deliver the whole
+// response (see captureWriter.settle).
+func (ex *exchange) finishPrimary(aborted bool) {
 	if ex.capture != nil {
-		ex.capture.settle()
+		ex.capture.settle(aborted)
 	}
 	ex.primary.duration = now().Sub(ex.start)
 	ex.primary.finish()

@@ -269,7 +269,7 @@ func (h *Handler) stopCopies() {
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
 	var copies []pendingCopy
 	for _, t := range h.Targets {
 		if !t.selects(r) {
@@ -285,19 +285,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if len(copies) == 0 {
 		return next.ServeHTTP(w, r)
 	}
+	routeReturned := false // rather than aborting the response with a panic
 	if h.comparing {
 		var ex *exchange
 		if copies, ex = h.prepareComparison(r, copies); ex != nil {
 			// the primary's response is captured as it is written, and
 			// released to the comparisons once the route is done with it
 			w = ex.captureWriter(w, r)
-			defer ex.finishPrimary()
+			defer func() { ex.finishPrimary(!routeReturned || err != nil) }()
 		}
 	}
 
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		h.dispatch(copies, nil)
-		return next.ServeHTTP(w, r)
+		err = next.ServeHTTP(w, r)
+		routeReturned = true
+		return err
 	}
 
 	// The body is copied as the primary reads it; the copies are sent the
@@ -305,7 +308,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// from then on.
 	tee := newTeeBody(h, r.Body, copies, r.ContentLength)
 	r.Body = tee
-	err := next.ServeHTTP(w, r)
+	err = next.ServeHTTP(w, r)
+	routeReturned = true
 	tee.settle(skippedBodyIncomplete) // a no-op if the body was read to the end
 	return err
 }
