@@ -118,9 +118,9 @@ func newCaptureWriter(w http.ResponseWriter, resp *capturedResponse) *captureWri
 // settle captures the response's trailers once the route has ended: the
 // fields that the Trailer header announced, and those set with
 // http.TrailerPrefix, as net/http sends them. aborted says that the route
-// did not deliver the whole response: it returned an error (as
-// reverse_proxy does when the client went away before the answer) or
-// panicked (as reverse_proxy aborts a response cut off mid-body). A client
+// did not deliver the whole response: it failed because the client went
+// away before the answer (as reverse_proxy does) or panicked (as
+// reverse_proxy aborts a response cut off mid-body). A client
 // that hangs up once it has every byte, as a decompressing client may
 // before the last chunk's terminator, leaves the response complete.
 func (w *captureWriter) settle(aborted bool) {

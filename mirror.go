@@ -292,7 +292,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			// the primary's response is captured as it is written, and
 			// released to the comparisons once the route is done with it
 			w = ex.captureWriter(w, r)
-			defer func() { ex.finishPrimary(!routeReturned || err != nil) }()
+			// the response is incomplete if the route aborted it, or failed
+			// because its client went away; a route that failed with its
+			// client still there wrote no response (no_primary)
+			defer func() { ex.finishPrimary(!routeReturned || err != nil && r.Context().Err() != nil) }()
 		}
 	}
 
