@@ -163,14 +163,19 @@ func interleave(cfg *config, env *environment, variants []variant, phaseOf func(
 
 // median returns the median over the measurements of f.
 func median(ms []measurement, f func(measurement) float64) float64 {
-	if len(ms) == 0 {
-		return 0
-	}
 	vals := make([]float64, len(ms))
 	for i, m := range ms {
 		vals[i] = f(m)
 	}
-	slices.Sort(vals)
+	return medianOf(vals)
+}
+
+// medianOf returns the median of xs, 0 for none.
+func medianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	vals := slices.Sorted(slices.Values(xs))
 	if len(vals)%2 == 1 {
 		return vals[len(vals)/2]
 	}
