@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -96,10 +97,14 @@ func memoryPlots(s section) (rss, goroutines *plot.Plot, err error) {
 			r[j].X, r[j].Y = smp.at.Seconds(), float64(smp.rss)/(1<<20)
 			g[j].X, g[j].Y = smp.at.Seconds(), smp.goroutines
 		}
-		for _, pair := range []struct {
+		pairs := []struct {
 			p   *plot.Plot
 			pts plotter.XYs
-		}{{rss, r}, {goroutines, g}} {
+		}{{rss, r}, {goroutines, g}}
+		if !slices.ContainsFunc(series.samples, func(smp sample) bool { return smp.goroutines > 0 }) {
+			pairs = pairs[:1] // nginx: no goroutines to draw
+		}
+		for _, pair := range pairs {
 			line, err := plotter.NewLine(pair.pts)
 			if err != nil {
 				return nil, nil, err

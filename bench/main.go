@@ -50,7 +50,7 @@ func main() {
 	flag.DurationVar(&cfg.primaryDelay, "primary-delay", time.Millisecond, "time the primary takes to answer")
 	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs to pin Caddy and nginx to, as taskset -c takes them (default: not pinned)")
 	flag.StringVar(&cfg.out, "out", "", "folder for RESULTS.md and the charts (default: bench/, or a temporary folder with -quick)")
-	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8,9,10,11", "scenarios to run, by number")
+	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8,9,10,11,12", "scenarios to run, by number")
 	noNginx := flag.Bool("no-nginx", false, "skip nginx even when it is installed")
 	var soak soakConfig
 	flag.DurationVar(&soak.duration, "soak", 0, "instead of the scenarios, soak the mirror this long while the shadow flaps, and write SOAK.md and soak.png")

@@ -123,6 +123,7 @@ func startCaddy(bin, cpus string, primary, shadow string, m *mirrorConfig) (*pro
 
 // nginxConf mirrors to the shadow the way nginx's documentation does:
 // mirror with mirror_request_body, over keep-alive upstreams, one worker.
+// client_max_body_size 0 takes bodies of any size, as Caddy does.
 const nginxConf = `worker_processes 1;
 user root;
 pid %[1]s/nginx.pid;
@@ -132,7 +133,7 @@ http {
 	access_log off;
 	client_body_temp_path %[1]s/body;
 	proxy_temp_path %[1]s/proxy;
-	client_max_body_size 64m;
+	client_max_body_size 0;
 	upstream primary { server %[3]s; keepalive 256; }
 	upstream shadow { server %[4]s; keepalive 256; }
 	server {
