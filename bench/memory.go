@@ -32,23 +32,34 @@ func memoryBound(cfg *config, env *environment) ([]section, error) {
 		target: "Peak RSS ≤ the baseline's + 300 MiB, flat after the first seconds; goroutines flat.",
 	}
 	base, mir := res[variants[0].name][0], res[variants[1].name][0]
+	sec.memoryTable(res, variants)
+	extra := mir.peakRSS - base.peakRSS
+	sec.verdict(extra <= 300<<20, "peak RSS %s above the baseline's (limit 300 MiB)", mib(extra))
+	sec.flatVerdict(mir)
+	sec.problems = res.problems(variants)
+	return []section{sec}, nil
+}
+
+// memoryTable adds the table of a memory scenario, one long run per
+// variant, and its series to the memory chart.
+func (s *section) memoryTable(res results, variants []variant) {
 	rows := [][]string{}
 	for _, v := range variants {
 		m := res[v.name][0]
-		rows = append(rows, []string{v.name, fmt.Sprintf("%.0f", m.rps()), mib(m.peakRSS),
+		rows = append(rows, []string{v.name, fmt.Sprintf("%.1f", m.rps()), fmt.Sprintf("%.0f", m.quantileMs(50)), mib(m.peakRSS),
 			mib(rssAt(m, 0.25)), mib(rssAt(m, 0.5)), mib(rssAt(m, 1)),
 			dash(m.peak(func(s sample) float64 { return s.goroutines }), "%.0f"), fmt.Sprint(m.errors), outcomesCell(res[v.name])})
+		s.memory = append(s.memory, memorySeries{name: v.name, samples: m.samples})
 	}
-	sec.tables = append(sec.tables, mdTable([]string{"variant", "uploads/s", "peak RSS", "RSS at 1/4", "RSS at 1/2", "RSS at end", "peak goroutines", "errors", "mirror outcomes"}, rows))
-	extra := mir.peakRSS - base.peakRSS
-	sec.verdict(extra <= 300<<20, "peak RSS %s above the baseline's (limit 300 MiB)", mib(extra))
-	// Copies time out in waves (every 10 s the held ones give way to new
-	// ones), so RSS is a saw; flat means its peaks do not climb.
-	first, second := peakRSS(mir, 0, 0.5), peakRSS(mir, 0.5, 1)
-	sec.verdict(float64(second) <= float64(first)*1.1+float64(16<<20), "highest RSS in the second half of the run %s vs %s in the first (flat: within 10%% + 16 MiB)", mib(second), mib(first))
-	sec.memory = []memorySeries{{name: variants[0].name, samples: base.samples}, {name: variants[1].name, samples: mir.samples}}
-	sec.problems = res.problems(variants)
-	return []section{sec}, nil
+	s.tables = append(s.tables, mdTable([]string{"variant", "uploads/s", "p50 upload ms", "peak RSS", "RSS at 1/4", "RSS at 1/2", "RSS at end", "peak goroutines", "errors", "mirror outcomes"}, rows))
+}
+
+// flatVerdict judges whether the run's RSS stayed flat. Copies time out
+// or are cut off in waves, so RSS is a saw; flat means its peaks do not
+// climb: the second half's highest within 10% + 16 MiB of the first's.
+func (s *section) flatVerdict(m measurement) {
+	first, second := peakRSS(m, 0, 0.5), peakRSS(m, 0.5, 1)
+	s.verdict(float64(second) <= float64(first)*1.1+float64(16<<20), "highest RSS in the second half of the run %s vs %s in the first (flat: within 10%% + 16 MiB)", mib(second), mib(first))
 }
 
 // rssAt returns the RSS sampled at the given fraction of the run.
