@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -213,10 +214,26 @@ func (p *proxyProcess) start() error {
 
 // stop ends the process group and waits for it.
 func (p *proxyProcess) stop() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	_ = p.cmd.Wait()
+	// SIGTERM, as nginx wants it (a SIGKILLed master leaves its workers
+	// behind); SIGKILL only for a process still there after stopGrace
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(stopGrace):
+		log.Printf("  %s did not exit within %s of SIGTERM: killed", p.cmd.Path, stopGrace)
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
 	_ = os.RemoveAll(p.dir)
 }
+
+// stopGrace is how long stop waits for a proxy to exit after SIGTERM.
+const stopGrace = 5 * time.Second
 
 // pids returns the process and its descendants (nginx's worker; the Caddy
 // under taskset).
