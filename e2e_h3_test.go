@@ -34,23 +34,7 @@ localhost:9443 {
 	t.Cleanup(func() { unloadMirrors(tester) })
 	resetReport(t)
 
-	// Caddy's internal CA is not in the system pool in tests: skip
-	// verifying the front's certificate (the shadow is plain HTTP)
-	tlsConfig := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
-	// Caddy obtains the internal certificate in the background: wait
-	// until a handshake succeeds (no request is sent, so none is copied)
-	deadline := time.Now().Add(waitLimit)
-	for {
-		conn, err := tls.Dial("tcp", "localhost:9443", tlsConfig)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no TLS handshake with the front: %v", err)
-		}
-		runtime.Gosched()
-	}
+	tlsConfig := waitForTLSFront(t)
 	h3 := &http3.Transport{TLSClientConfig: tlsConfig}
 	t.Cleanup(func() { h3.Close() })
 	clients := map[string]*http.Client{
@@ -74,5 +58,28 @@ localhost:9443 {
 	r, raw := getReport(t)
 	if len(r.Targets) != 1 || r.Targets[0].Counts["match"] != int64(len(clients)) || r.Targets[0].Compared != int64(len(clients)) {
 		t.Errorf("want %d matches, one per client\n%s", len(clients), raw)
+	}
+}
+
+// waitForTLSFront waits until the tls internal site on localhost:9443
+// completes a TLS handshake, and returns the client TLS config that did it.
+// Caddy's internal CA is not in the system pool in tests, so the config
+// skips verifying the front's certificate (the shadows are plain HTTP).
+func waitForTLSFront(t testing.TB) *tls.Config {
+	t.Helper()
+	tlsConfig := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
+	// Caddy obtains the internal certificate in the background: wait
+	// until a handshake succeeds (no request is sent, so none is copied)
+	deadline := time.Now().Add(waitLimit)
+	for {
+		conn, err := tls.Dial("tcp", "localhost:9443", tlsConfig)
+		if err == nil {
+			conn.Close()
+			return tlsConfig
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS handshake with the front: %v", err)
+		}
+		runtime.Gosched()
 	}
 }
