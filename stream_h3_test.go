@@ -1,7 +1,9 @@
 package mirror
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -152,5 +154,82 @@ func connectionsLeft(urls ...string) int {
 			return open
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStreamHTTP3ClientAborts has quic-go's HTTP/3 client give up half-way
+// through a streamed upload, which resets its stream: the primary reads
+// what was sent and then an error, the shadow a truncated request and an
+// error, the copy is counted cut_off_incomplete, and no connection to
+// either is left once the config is unloaded.
+func TestStreamHTTP3ClientAborts(t *testing.T) {
+	const sent, declared = 3 << 20, 8 << 20
+	rec := recordOutcomes(t)
+	shadow := newStreamShadow(t, 0)
+	type primaryRead struct {
+		n   int64
+		err error
+	}
+	reading := make(chan struct{})
+	primaryGot := make(chan primaryRead, 1)
+	primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.CopyN(io.Discard, r.Body, sent)
+		close(reading)
+		if err == nil {
+			var rest int64
+			rest, err = io.Copy(io.Discard, r.Body)
+			n += rest
+		}
+		primaryGot <- primaryRead{n, err}
+	}))
+	t.Cleanup(primary.Close)
+	tester := loadSites(t, fmt.Sprintf(h3UploadSite, shadow.URL, primary.URL))
+	t.Cleanup(func() { unloadMirrors(tester) })
+	h3 := &http3.Transport{TLSClientConfig: waitForTLSFront(t)}
+	t.Cleanup(func() { h3.Close() })
+
+	ctx, abort := context.WithCancel(context.Background())
+	defer abort()
+	body, feed := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://localhost:9443/upload", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = declared
+	done := make(chan error, 1)
+	go func() {
+		resp, err := h3.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	if _, err := io.Copy(feed, io.LimitReader(newGeneratedBody(declared), sent)); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, reading, "the primary to read all that was sent")
+	receive(t, shadow.started, "the copy's request at the shadow")
+	abort()
+	if err := receive(t, done, "the client's request to end"); err == nil {
+		t.Error("the abandoned upload got a response, want an error")
+	}
+	feed.Close()
+
+	p := receive(t, primaryGot, "the primary's read")
+	if p.n != sent || p.err == nil {
+		t.Errorf("primary read %d bytes and error %v, want %d and an error", p.n, p.err, sent)
+	}
+	c := receive(t, shadow.got, "the copy at the shadow")
+	if c.err == nil || c.n > sent || c.contentLength != declared {
+		t.Errorf("shadow read %d of %d declared bytes, error %v; want at most the %d sent and an error", c.n, c.contentLength, c.err, sent)
+	}
+	if o := rec.wait(t, 1)[0]; o.outcome != cutOffIncomplete {
+		t.Errorf("outcome = %v, want cut_off_incomplete", o.outcome)
+	}
+	t.Logf("abandoned after %d of %d bytes: the primary read %d (%v), the shadow %d (%v)", sent, declared, p.n, p.err, c.n, c.err)
+	h3.Close()
+	unloadMirrors(tester)
+	if n := connectionsLeft(shadow.URL, primary.URL); n != 0 {
+		t.Errorf("%d connections to the shadow or the primary are still open after the unload, want none", n)
 	}
 }
