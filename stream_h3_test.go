@@ -166,21 +166,9 @@ func TestStreamHTTP3ClientAborts(t *testing.T) {
 	const sent, declared = 3 << 20, 8 << 20
 	rec := recordOutcomes(t)
 	shadow := newStreamShadow(t, 0)
-	type primaryRead struct {
-		n   int64
-		err error
-	}
-	reading := make(chan struct{})
-	primaryGot := make(chan primaryRead, 1)
+	halfway := newHalfwayPrimary(sent)
 	primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := io.CopyN(io.Discard, r.Body, sent)
-		close(reading)
-		if err == nil {
-			var rest int64
-			rest, err = io.Copy(io.Discard, r.Body)
-			n += rest
-		}
-		primaryGot <- primaryRead{n, err}
+		_ = halfway.ServeHTTP(w, r)
 	}))
 	t.Cleanup(primary.Close)
 	tester := loadSites(t, fmt.Sprintf(h3UploadSite, shadow.URL, primary.URL))
@@ -207,7 +195,7 @@ func TestStreamHTTP3ClientAborts(t *testing.T) {
 	if _, err := io.Copy(feed, io.LimitReader(newGeneratedBody(declared), sent)); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, reading, "the primary to read all that was sent")
+	receive(t, halfway.reading, "the primary to read all that was sent")
 	receive(t, shadow.started, "the copy's request at the shadow")
 	abort()
 	if err := receive(t, done, "the client's request to end"); err == nil {
@@ -215,17 +203,7 @@ func TestStreamHTTP3ClientAborts(t *testing.T) {
 	}
 	feed.Close()
 
-	p := receive(t, primaryGot, "the primary's read")
-	if p.n != sent || p.err == nil {
-		t.Errorf("primary read %d bytes and error %v, want %d and an error", p.n, p.err, sent)
-	}
-	c := receive(t, shadow.got, "the copy at the shadow")
-	if c.err == nil || c.n > sent || c.contentLength != declared {
-		t.Errorf("shadow read %d of %d declared bytes, error %v; want at most the %d sent and an error", c.n, c.contentLength, c.err, sent)
-	}
-	if o := rec.wait(t, 1)[0]; o.outcome != cutOffIncomplete {
-		t.Errorf("outcome = %v, want cut_off_incomplete", o.outcome)
-	}
+	p, c := assertAbandoned(t, halfway, shadow, rec, declared)
 	t.Logf("abandoned after %d of %d bytes: the primary read %d (%v), the shadow %d (%v)", sent, declared, p.n, p.err, c.n, c.err)
 	h3.Close()
 	unloadMirrors(tester)

@@ -162,3 +162,57 @@ func upload(t *testing.T, client *http.Client, url string, size int64, knownLeng
 	}
 	return string(got), hex.EncodeToString(sum.Sum(nil))
 }
+
+// halfwayPrimary is a primary for an upload that its client abandons: it
+// reads the sent bytes, closes reading, then reads on and reports on got
+// how its read ended.
+type halfwayPrimary struct {
+	sent    int64
+	reading chan struct{}
+	got     chan primaryRead
+}
+
+// primaryRead is how a primary's read of a body ended.
+type primaryRead struct {
+	n   int64
+	err error
+}
+
+func newHalfwayPrimary(sent int64) *halfwayPrimary {
+	return &halfwayPrimary{sent: sent, reading: make(chan struct{}), got: make(chan primaryRead, 1)}
+}
+
+// ServeHTTP implements caddyhttp.Handler.
+func (p *halfwayPrimary) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	n, err := io.CopyN(io.Discard, r.Body, p.sent)
+	close(p.reading)
+	if err == nil {
+		var rest int64
+		rest, err = io.Copy(io.Discard, r.Body)
+		n += rest
+	}
+	p.got <- primaryRead{n, err}
+	return err
+}
+
+// assertAbandoned checks what became of an upload of declared bytes that
+// its client abandoned once primary had read the bytes sent: the primary
+// read them and then an error, the shadow at most them and then an error,
+// and the copy is counted cut_off_incomplete. It returns what the primary
+// and the shadow read.
+func assertAbandoned(t *testing.T, primary *halfwayPrimary, shadow *streamShadow, rec outcomeRecorder, declared int64) (primaryRead, shadowCopy) {
+	t.Helper()
+	sent := primary.sent
+	p := receive(t, primary.got, "the primary's read")
+	if p.n != sent || p.err == nil {
+		t.Errorf("primary read %d bytes and error %v, want %d and an error", p.n, p.err, sent)
+	}
+	c := receive(t, shadow.got, "the copy at the shadow")
+	if c.err == nil || c.n > sent || c.contentLength != declared {
+		t.Errorf("shadow read %d of %d declared bytes, error %v; want at most the %d sent and an error", c.n, c.contentLength, c.err, sent)
+	}
+	if o := rec.wait(t, 1)[0]; o.outcome != cutOffIncomplete {
+		t.Errorf("outcome = %v, want cut_off_incomplete", o.outcome)
+	}
+	return p, c
+}

@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // TestStreamGiB uploads 1 GiB, generated as it is sent, through the mirror
@@ -143,24 +141,7 @@ func TestStreamClientAborts(t *testing.T) {
 	rec := recordOutcomes(t)
 	shadow := newStreamShadow(t, 0)
 	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q}],"max_body_size":65536}`, shadow.URL))
-
-	type primaryRead struct {
-		n   int64
-		err error
-	}
-	reading := make(chan struct{})
-	primaryGot := make(chan primaryRead, 1)
-	primary := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		n, err := io.CopyN(io.Discard, r.Body, sent)
-		close(reading)
-		if err == nil {
-			var rest int64
-			rest, err = io.Copy(io.Discard, r.Body)
-			n += rest
-		}
-		primaryGot <- primaryRead{n, err}
-		return err
-	})
+	primary := newHalfwayPrimary(sent)
 	front := serveThrough(t, h, primary)
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
@@ -172,21 +153,11 @@ func TestStreamClientAborts(t *testing.T) {
 	if _, err := io.Copy(conn, io.MultiReader(strings.NewReader(head), body)); err != nil {
 		t.Fatal(err)
 	}
-	<-reading // the primary has read all that was sent
+	<-primary.reading // the primary has read all that was sent
 	receive(t, shadow.started, "the copy's request at the shadow")
 	conn.Close()
 
-	p := receive(t, primaryGot, "the primary's read")
-	if p.n != sent || p.err == nil {
-		t.Errorf("primary read %d bytes and error %v, want %d and an error", p.n, p.err, sent)
-	}
-	c := receive(t, shadow.got, "the copy at the shadow")
-	if c.err == nil || c.n > sent || c.contentLength != declared {
-		t.Errorf("shadow read %d of %d declared bytes, error %v; want at most the %d sent and an error", c.n, c.contentLength, c.err, sent)
-	}
-	if o := rec.wait(t, 1)[0]; o.outcome != cutOffIncomplete {
-		t.Errorf("outcome = %v, want cut_off_incomplete", o.outcome)
-	}
+	assertAbandoned(t, primary, shadow, rec, declared)
 	front.Close()
 	shadow.Close()
 	if err := h.Cleanup(); err != nil {
