@@ -4,7 +4,7 @@
 // nginx's mirror module when nginx is installed), and writes RESULTS.md and
 // PNG charts.
 //
-//	go run ./bench            # the full suite, about 20 minutes
+//	go run ./bench            # the full suite, about 30 minutes
 //	go run ./bench -quick     # a smoke test of every scenario, as CI runs it
 //	go run ./bench -soak 10m  # the soak: a steady load while the shadow flaps
 package main

@@ -333,7 +333,7 @@ func streamedUploads(cfg *config, env *environment) ([]section, error) {
 	sec := section{
 		id: "9", title: "Streamed uploads",
 		setup: "POST bodies of 8 MiB and 256 MiB, one connection, back to back, with the default max_body_size (1 MiB) and stream_window (4 MiB): " +
-			"the copy is streamed as the primary reads the body, to a fast shadow or to one that reads 1 MiB/s (cut off, cut_off_slow). " +
+			"the copy is streamed as the primary reads the body, to a fast shadow or to one that reads 1 MiB/s (an 8 MiB copy mostly fits in its window and the sockets' buffers, so it stays in flight for seconds and the concurrency limit drops the next ones, dropped_concurrency; a 256 MiB one falls a window behind and is cut off, cut_off_slow). " +
 			"nginx, when installed, runs the same uploads beside it: proxy_pass reads the whole body to a file before it sends it to the primary, " +
 			"and so does the mirror with mirror_request_body on, which then holds the client's keep-alive connection until the copy has been sent and answered " +
 			"(10 s timeouts), so that the next upload on it waits: at 1 MiB/s that is the whole body's size in seconds. " +
