@@ -211,3 +211,45 @@ func TestStreamHTTP3ClientAborts(t *testing.T) {
 		t.Errorf("%d connections to the shadow or the primary are still open after the unload, want none", n)
 	}
 }
+
+// TestStreamHTTP3SlowShadowCutOff has quic-go's HTTP/3 client upload 64 MiB
+// at full speed while the shadow reads 64 KiB a second: the primary gets
+// every byte, the copy is cut off and counted cut_off_slow, and no
+// connection to the shadow or the primary is left once the config is
+// unloaded.
+func TestStreamHTTP3SlowShadowCutOff(t *testing.T) {
+	const size = 64 << 20
+	rec := recordOutcomes(t)
+	shadow := newStreamShadow(t, 64<<10)
+	primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checksumPrimary.ServeHTTP(w, r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(primary.Close)
+	tester := loadSites(t, fmt.Sprintf(h3UploadSite, shadow.URL, primary.URL))
+	t.Cleanup(func() { unloadMirrors(tester) })
+	h3 := &http3.Transport{TLSClientConfig: waitForTLSFront(t)}
+	t.Cleanup(func() { h3.Close() })
+
+	primarySum, clientSum := upload(t, &http.Client{Transport: h3}, "https://localhost:9443/upload", size, true)
+	if primarySum != clientSum {
+		t.Errorf("primary checksum %s, want the client's %s", primarySum, clientSum)
+	}
+	if o := rec.wait(t, 1)[0]; o.target != "h3-upload" || o.outcome != cutOffSlow {
+		t.Errorf("outcome %s for %s, want cut_off_slow for h3-upload", o.outcome, o.target)
+	}
+	shadow.Close() // without reading what its socket still holds; waits for its handler
+	select {
+	case c := <-shadow.got: // unless the copy was cut off before it connected
+		if c.n >= size {
+			t.Errorf("shadow read %d bytes, want a truncated body", c.n)
+		}
+	default:
+	}
+	h3.Close()
+	unloadMirrors(tester)
+	if n := connectionsLeft(shadow.URL, primary.URL); n != 0 {
+		t.Errorf("%d connections to the shadow or the primary are still open after the unload, want none", n)
+	}
+}
