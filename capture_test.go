@@ -72,7 +72,7 @@ func FuzzCapture(f *testing.F) {
 			resp := newCapturedResponse(int64(keep))
 			ex := &exchange{primary: resp}
 			ex.refs.Store(1)
-			cw := ex.captureWriter(w, r)
+			cw := ex.captureWriter(w)
 			wrote <- writeScript(cw, ops, body, announced, unannounced)
 			ex.capture.settle(false)
 			captured <- resp

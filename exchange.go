@@ -44,12 +44,12 @@ func (h *Handler) prepareComparison(r *http.Request, copies []pendingCopy) ([]pe
 		// the noise target gets every request its candidate gets,
 		// whatever its own selection says; only its health and a slot
 		// are checked
-		slot, probe, reason, ok := h.admitSending(cmp.noise)
+		probe, reason, ok := h.admitSending(cmp.noise)
 		if !ok {
 			cmp.noise.count(reason)
 			continue
 		}
-		copies = append(copies, pendingCopy{target: cmp.noise, req: cmp.noise.newCopy(r), slot: slot, probe: probe})
+		copies = append(copies, pendingCopy{target: cmp.noise, req: cmp.noise.newCopy(r), probe: probe})
 	}
 	if !comparing {
 		return copies, nil
@@ -92,9 +92,9 @@ func hasCopyFor(copies []pendingCopy, t *Target) bool {
 	return false
 }
 
-// captureWriter wraps w, r's response writer, so that the primary's
-// response is captured into the exchange as the route writes it.
-func (ex *exchange) captureWriter(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+// captureWriter wraps w, the route's response writer, so that the
+// primary's response is captured into the exchange as the route writes it.
+func (ex *exchange) captureWriter(w http.ResponseWriter) http.ResponseWriter {
 	ex.capture = newCaptureWriter(w, ex.primary)
 	return ex.capture
 }

@@ -118,46 +118,52 @@ func newConcurrencyLimit(floor, ceiling int, fixed bool, clock func() time.Time,
 	return l
 }
 
-// heldCopy is a copy that holds one of the target's slots.
+// heldCopy is a copy that holds one of the target's slots and has
+// started its exchange.
 type heldCopy struct {
-	elem      *list.Element // in sending, once started
+	elem      *list.Element // in sending
 	started   time.Time
 	ctx       context.Context // the exchange's
 	cancel    context.CancelFunc
 	cancelled bool // cancelled for being late
 }
 
-// acquire takes a slot for a new copy, or returns nil when the target's
-// limit is reached. It never waits.
-func (l *concurrencyLimit) acquire() *heldCopy {
+// acquire takes a slot for a new copy, and reports false when the
+// target's limit is reached. It never waits, and allocates nothing: it
+// runs on the request path.
+func (l *concurrencyLimit) acquire() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.maybeUpdate()
 	if l.inFlight >= int(l.limit) {
-		return nil
+		return false
 	}
 	l.inFlight++
 	l.peak = max(l.peak, l.inFlight)
-	return new(heldCopy)
+	return true
 }
 
-// start records that c's exchange with the shadow begins now, on ctx;
-// cancel cancels ctx. Only from here can c be late.
-func (l *concurrencyLimit) start(c *heldCopy, ctx context.Context, cancel context.CancelFunc) {
+// start records that the exchange of a copy holding a slot begins now, on
+// ctx; cancel cancels ctx. Only from here can the copy be late. It runs in
+// the copy's goroutine.
+func (l *concurrencyLimit) start(ctx context.Context, cancel context.CancelFunc) *heldCopy {
+	c := &heldCopy{ctx: ctx, cancel: cancel}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c.started, c.ctx, c.cancel = l.clock(), ctx, cancel
+	c.started = l.clock()
 	c.elem = l.sending.PushBack(c)
+	return c
 }
 
-// release gives back c's slot. completed says whether the shadow answered;
+// release gives back a copy's slot; c is what start returned, or nil for
+// a copy that never started. completed says whether the shadow answered;
 // only then is the round trip a sample. It reports whether c was cancelled
 // for being late.
 func (l *concurrencyLimit) release(c *heldCopy, completed bool) (late bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inFlight--
-	if c.elem == nil {
+	if c == nil {
 		return false // never started: no sample
 	}
 	l.sending.Remove(c.elem)

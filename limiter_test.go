@@ -24,7 +24,7 @@ type simulation struct {
 }
 
 type simulatedCopy struct {
-	slot      *heldCopy
+	held      *heldCopy
 	due       time.Time // zero: never
 	cancelled bool
 }
@@ -43,12 +43,12 @@ func (s *simulation) run(d time.Duration, perTick int, rtt time.Duration) {
 		for _, c := range s.held {
 			switch {
 			case c.cancelled:
-				if !s.l.release(c.slot, false) {
+				if !s.l.release(c.held, false) {
 					panic("a cancelled copy was not reported late")
 				}
 				s.cancelled++
 			case !c.due.IsZero() && !s.clock.Before(c.due):
-				s.l.release(c.slot, true)
+				s.l.release(c.held, true)
 				s.completed++
 			default:
 				kept = append(kept, c)
@@ -56,17 +56,16 @@ func (s *simulation) run(d time.Duration, perTick int, rtt time.Duration) {
 		}
 		s.held = kept
 		for range perTick {
-			slot := s.l.acquire()
-			if slot == nil {
+			if !s.l.acquire() {
 				s.dropped++
 				continue
 			}
 			s.admitted++
-			c := &simulatedCopy{slot: slot}
+			c := &simulatedCopy{}
 			if rtt != hang {
 				c.due = s.clock.Add(rtt)
 			}
-			s.l.start(slot, context.Background(), func() { c.cancelled = true })
+			c.held = s.l.start(context.Background(), func() { c.cancelled = true })
 			s.held = append(s.held, c)
 		}
 		s.peakHeld = max(s.peakHeld, len(s.held))

@@ -275,12 +275,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !t.selects(r) {
 			continue
 		}
-		slot, probe, reason, ok := h.admit(t, r)
+		probe, reason, ok := h.admit(t, r)
 		if !ok {
 			t.count(reason)
 			continue
 		}
-		copies = append(copies, pendingCopy{target: t, req: t.newCopy(r), slot: slot, probe: probe})
+		copies = append(copies, pendingCopy{target: t, req: t.newCopy(r), probe: probe})
 	}
 	if len(copies) == 0 {
 		return next.ServeHTTP(w, r)
@@ -291,7 +291,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if copies, ex = h.prepareComparison(r, copies); ex != nil {
 			// the primary's response is captured as it is written, and
 			// released to the comparisons once the route is done with it
-			w = ex.captureWriter(w, r)
+			w = ex.captureWriter(w)
 			// the response is incomplete if the route aborted it, or failed
 			// because its client went away; a route that failed with its
 			// client still there wrote no response (no_primary)

@@ -17,6 +17,7 @@ import (
 func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	t := c.target
 	result := failed
+	var held *heldCopy // once started under the concurrency limit
 	defer h.wg.Done()
 	defer func() {
 		if err := recover(); err != nil {
@@ -30,13 +31,11 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 			}
 		}
 		// the slot is free and the target's health updated before the
-		// outcome is counted, so that a counted copy is never in flight;
-		// a copy cancelled for being late is the concurrency limit's
-		// business, not the breaker's
-		if h.release(t, c.slot, result == mirrored) {
+		// outcome is counted, so that a counted copy is never in flight
+		if h.release(t, held, result == mirrored) {
 			result = cancelledLate
 		}
-		if result == cancelledLate || result.saysNothingOfHealth() {
+		if result.saysNothingOfHealth() {
 			if c.probe {
 				t.health.cancelProbe()
 			}
@@ -52,7 +51,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		// a streamed copy takes as long as its upload: its lateness
 		// says nothing, and its stream_window cuts off a shadow that
 		// stops taking it
-		t.limit.start(c.slot, ctx, cancel)
+		held = t.limit.start(ctx, cancel)
 	}
 	if c.ex != nil {
 		defer func() {
@@ -148,7 +147,6 @@ func (c pendingCopy) context(parent context.Context, timeout time.Duration) (con
 type pendingCopy struct {
 	target *Target
 	req    *http.Request
-	slot   *heldCopy   // its place under the target's concurrency limit
 	probe  bool        // the probe of an unhealthy target
 	stream *streamBody // the body, for a copy that streams it
 

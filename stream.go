@@ -19,7 +19,7 @@ import (
 // context is cancelled (which closes its connection), and the primary never
 // waits for it.
 //
-// The primary's side (write, finish, cut) and the transport's side (Read,
+// The primary's side (write, finish, cutOff) and the transport's side (Read,
 // Close) run in different goroutines; every state change is locked.
 type streamBody struct {
 	length int64 // the copy's Content-Length, -1 when unknown
@@ -241,9 +241,11 @@ func (s *streamBody) stop() (reason outcome, cut bool) {
 // saysNothingOfHealth reports whether a copy that ended with o tells
 // nothing about its shadow's health, so that the circuit breaker ignores
 // it: its body was cut short on the client's side, or the shadow took it
-// more slowly than the client sent it. A shadow that lags behind a fast
-// upload is alive; the breaker is for dead, hung and resetting shadows, and
-// opening it would drop the shadow's small copies too.
+// more slowly than the client sent it, or the concurrency limit cancelled
+// it for being late (the limit's business, not the breaker's). A shadow
+// that lags behind a fast upload is alive; the breaker is for dead, hung
+// and resetting shadows, and opening it would drop the shadow's small
+// copies too.
 func (o outcome) saysNothingOfHealth() bool {
-	return o == cutOffIncomplete || o == cutOffTooLarge || o == cutOffSlow
+	return o == cutOffIncomplete || o == cutOffTooLarge || o == cutOffSlow || o == cancelledLate
 }
