@@ -87,6 +87,9 @@ func TestCompareMetricsDiffyStyle(t *testing.T) {
 		map[string]map[string]float64{sourceShadow: shadow, sourceNoise: noise}[s.labels["source"]][s.labels["field"]] = s.value
 	}
 	total := float64(perPath * len(paths))
+	if float64(c.Compared) != total || len(c.Fields) == 0 {
+		t.Fatalf("the report compared %d exchanges with %d differing fields, want %v and some:\n%s", c.Compared, len(c.Fields), total, raw)
+	}
 	for _, f := range c.Fields {
 		if shadow[f.Field] != float64(f.Differences) {
 			t.Errorf("field %s: %v shadow differences in Prometheus, %d in the report", f.Field, shadow[f.Field], f.Differences)

@@ -90,6 +90,9 @@ func TestE2E_CompareChunkedJSON(t *testing.T) {
 						Path  string `json:"path"`
 						Items []any  `json:"items"`
 					}
+					if query == "" && resp.ContentLength != -1 {
+						t.Fatalf("GET %s%s: Content-Length %d, want the stock server's chunked answer", front, path, resp.ContentLength)
+					}
 					err = json.NewDecoder(resp.Body).Decode(&doc)
 					resp.Body.Close()
 					if err != nil || doc.Path != path || len(doc.Items) != (size+47)/48 {

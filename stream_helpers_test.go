@@ -216,3 +216,19 @@ func assertAbandoned(t *testing.T, primary *halfwayPrimary, shadow *streamShadow
 	}
 	return p, c
 }
+
+// assertShadowTruncated closes the shadow of a copy that was cut off,
+// without reading what its socket still holds, and fails if the shadow
+// read the whole body of size bytes. A copy cut off before it connected
+// reached no handler, so there is nothing to check.
+func assertShadowTruncated(t *testing.T, shadow *streamShadow, size int64) {
+	t.Helper()
+	shadow.Close() // waits for its handler
+	select {
+	case c := <-shadow.got:
+		if c.n >= size {
+			t.Errorf("shadow read %d bytes, want a truncated body", c.n)
+		}
+	default:
+	}
+}

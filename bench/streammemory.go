@@ -72,7 +72,7 @@ func streamedMemory(cfg *config, env *environment) ([]section, error) {
 	base, mir := res[variants[0].name][0], res[variants[1].name][0]
 	extra := mir.peakRSS - base.peakRSS
 	sec.tables = append(sec.tables, fmt.Sprintf("Caddy's peak RSS with the mirror is %s above the baseline's. The documented bound assumes %d copies each "+
-		"holding a full window; the adaptive limit lets a hanging shadow hold at most its starting limit of %d copies, then its floor (4), so in practice "+
+		"holding a full window; streamed copies hold a slot under the adaptive limit but do not adapt it, so a hanging shadow holds at most its starting limit of %d of them, so in practice "+
 		"%d × %s = %s of copies' buffers (before the Go runtime's own headroom): the measured extra is %.0f%% of that.\n",
 		mib(extra), defaultMaxInFlight, adaptiveStartLimit, adaptiveStartLimit, mib(perCopy), mib(started), 100*float64(extra)/float64(started)))
 	if n := mir.outcomes["cut_off_slow"]; n > 0 {
