@@ -20,7 +20,7 @@ func loadDiffyReport(t *testing.T, paths ...string) {
 // getPage fetches an admin endpoint page.
 func getPage(t *testing.T, method, path string) (int, string) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(mustRequest(t, method, adminURL+path))
+	resp, err := adminClient.Do(mustRequest(t, method, adminURL+path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func getPage(t *testing.T, method, path string) (int, string) {
 }
 
 func TestAdminReportWithoutComparingTargets(t *testing.T) {
-	tester := loadSites(t, ":9080 {\n\tmirror http://127.0.0.1:9\n\trespond ok\n}\n")
+	tester := loadSites(t, "http://:0 {\n\tbind 127.0.0.1\n\tmirror http://127.0.0.1:9\n\trespond ok\n}\n")
 	defer unloadMirrors(tester)
 	if status, body := getPage(t, http.MethodGet, "/mirror/report"); status != http.StatusOK || body != "{\"targets\":[]}\n" {
 		t.Errorf("GET /mirror/report with no comparing target: %d %q, want an empty list", status, body)

@@ -115,7 +115,8 @@ func TestE2E_RequestBodyLimit(t *testing.T) {
 	primary := newBackend(t, http.StatusOK, "v1")
 	shadow := newBackend(t, http.StatusOK, "shadow")
 	tester := loadSites(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	request_body {
 		max_size 10
 	}

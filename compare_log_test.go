@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // TestMismatchLogLine checks the structured line that a mismatch writes,
@@ -19,12 +17,10 @@ import (
 // the differences with their verdicts; no query and no credential.
 func TestMismatchLogLine(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "mirror.log")
-	globals := strings.Replace(caddyfileGlobals, "\tgrace_period 1ns\n", fmt.Sprintf(
-		"\tgrace_period 1ns\n\tlog mirror {\n\t\toutput file %s\n\t\tformat json\n\t\tinclude http.handlers.mirror\n\t}\n", logFile), 1)
+	globals := caddyfileGlobals(fmt.Sprintf("log mirror {\n\toutput file %s\n\tformat json\n\tinclude http.handlers.mirror\n}", logFile))
 	primary, secondary, candidate := newReviewsService(t, false), newReviewsService(t, false), newReviewsService(t, true)
 	rec := recordOutcomes(t)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(globals+fmt.Sprintf(diffyCaddyfile, secondary.URL, candidate.URL, strings.TrimPrefix(primary.URL, "http://")), "caddyfile")
+	tester := loadConfig(t, []byte(globals+fmt.Sprintf(diffyCaddyfile, secondary.URL, candidate.URL, strings.TrimPrefix(primary.URL, "http://"))), "text/caddyfile")
 	defer unloadMirrors(tester)
 
 	req := mustRequest(t, http.MethodGet, frontURL+"/fail?token=query-secret")

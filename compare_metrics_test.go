@@ -8,32 +8,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // sampleValue is one sample of a scraped metric family.
 type sampleValue struct {
 	labels map[string]string
 	value  float64
-}
-
-// metricFamilies parses the admin endpoint's /metrics.
-func metricFamilies(t testing.TB) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(adminURL + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return families
 }
 
 // scrapeFamily returns every sample of the named counter or gauge family
@@ -140,7 +120,7 @@ func TestCompareMetricsCardinality(t *testing.T) {
 	defer primary.Close()
 
 	rec := recordOutcomes(t)
-	tester := loadSites(t, fmt.Sprintf(":9080 {\n\tmirror %s {\n\t\tcompare\n\t}\n\treverse_proxy %s\n}\n",
+	tester := loadSites(t, fmt.Sprintf("http://:0 {\n\tbind 127.0.0.1\n\tmirror %s {\n\t\tcompare\n\t}\n\treverse_proxy %s\n}\n",
 		shadow.URL, strings.TrimPrefix(primary.URL, "http://")))
 	defer unloadMirrors(tester)
 	for range requests {

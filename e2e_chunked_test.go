@@ -55,7 +55,8 @@ func TestE2E_CompareChunkedJSON(t *testing.T) {
 	primary, candidate := goJSONService(t, false), goJSONService(t, true)
 	rec := recordOutcomes(t)
 	site := `
-:%d {
+http://:0 {
+	bind %s
 	%s
 	mirror {
 		to %s {
@@ -69,14 +70,14 @@ func TestE2E_CompareChunkedJSON(t *testing.T) {
 }
 `
 	host := strings.TrimPrefix(primary.URL, "http://")
-	tester := loadSites(t, fmt.Sprintf(site, 9080, "", candidate.URL, "chunked-plain", host)+
-		fmt.Sprintf(site, 9081, "encode gzip", candidate.URL, "chunked-gzip", host))
+	tester := loadSites(t, fmt.Sprintf(site, "127.0.0.1", "", candidate.URL, "chunked-plain", host)+
+		fmt.Sprintf(site, "127.0.0.2", "encode gzip", candidate.URL, "chunked-gzip", host))
 	t.Cleanup(func() { unloadMirrors(tester) })
 	resetReport(t)
 
 	var changed []string
 	exchanges := 0
-	for _, front := range []string{"http://localhost:9080", "http://localhost:9081"} {
+	for _, front := range []string{frontURL, siteURL(t, "127.0.0.2")} {
 		for _, size := range []int{4 << 10, 64 << 10} {
 			for _, query := range []string{"", "?cl=1"} {
 				for _, dir := range []string{"/same/", "/changed/"} {

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // reviewsService is one version of a service behind the mirror: every
@@ -79,7 +77,7 @@ func resetReport(t *testing.T) {
 // (v2), loads the Diffy-style setup in front of them, followed by
 // extraSites, empties the report, and returns the primary, a recorder of
 // the copies' outcomes and the tester.
-func startDiffy(t *testing.T, extraSites string) (*reviewsService, outcomeRecorder, *caddytest.Tester) {
+func startDiffy(t *testing.T, extraSites string) (*reviewsService, outcomeRecorder, *caddyTester) {
 	t.Helper()
 	primary, secondary, candidate := newReviewsService(t, false), newReviewsService(t, false), newReviewsService(t, true)
 	rec := recordOutcomes(t)
@@ -92,7 +90,8 @@ func startDiffy(t *testing.T, extraSites string) (*reviewsService, outcomeRecord
 // diffyCaddyfile is the Diffy-style setup of the README: the primary v1
 // behind reverse_proxy, a second copy of v1, and the candidate v2.
 const diffyCaddyfile = `
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror {
 		to %s {
 			name secondary
@@ -191,13 +190,4 @@ func TestE2E_CompareDiffyStyle(t *testing.T) {
 	if r, _ := getReport(t); r.Targets[0].Compared != 0 || len(r.Targets[0].Samples) != 0 {
 		t.Errorf("after DELETE: %+v, want an empty report", r.Targets[0])
 	}
-}
-
-func mustRequest(t *testing.T, method, url string) *http.Request {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
 }

@@ -36,7 +36,8 @@ func TestE2E_ClientDisconnectIsNotADifference(t *testing.T) {
 	candidate := jsonServer(t, "", `{"ok":true}`)
 	rec := recordOutcomes(t)
 	tester := loadSites(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror {
 		to %s {
 			name disconnects

@@ -35,7 +35,8 @@ func TestE2E_CopyCarriesWhatReverseProxyAdds(t *testing.T) {
 	shadow, shadowSeen := trailerBackend(t)
 	rec := recordOutcomes(t)
 	tester := loadSites(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror %s
 	reverse_proxy %s
 }

@@ -58,7 +58,8 @@ func TestE2E_GRPCCopyToCCoreServer(t *testing.T) {
 	primary := startHealthServer(t, false)
 	rec := recordOutcomes(t)
 	client := loadGRPCFront(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror {
 		to http://%s {
 			name c-core

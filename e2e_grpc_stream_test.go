@@ -82,7 +82,8 @@ func TestE2E_GRPCClientAndBidiStreaming(t *testing.T) {
 	primaryAddr, candidateAddr := startStreamServer(t, primary), startStreamServer(t, candidate)
 	rec := recordOutcomes(t)
 	conn := loadGRPCFrontConn(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror {
 		to http://%s {
 			name grpc-stream-candidate

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -19,8 +20,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // healthService is one version of a grpc.health.v1.Health service. v2
@@ -74,34 +73,23 @@ func serveGRPC(t *testing.T, srv *grpc.Server) string {
 
 // grpcGlobals lets the front accept HTTP/2 without TLS, as gRPC clients
 // send it to a plain-text address.
-const grpcGlobals = `{
-	skip_install_trust
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	servers {
-		protocols h1 h2 h2c
-	}
-}
-`
+const grpcGlobals = "servers {\n\tprotocols h1 h2 h2c\n}"
 
 // loadGRPCFront loads sites with h2c allowed, empties the report, and
-// returns a Health client of the front on :9080.
+// returns a Health client of the front.
 func loadGRPCFront(t *testing.T, sites string) healthpb.HealthClient {
 	t.Helper()
 	return healthpb.NewHealthClient(loadGRPCFrontConn(t, sites))
 }
 
 // loadGRPCFrontConn loads sites with h2c allowed, empties the report, and
-// returns a plain-text gRPC connection to the front on :9080.
+// returns a plain-text gRPC connection to the front.
 func loadGRPCFrontConn(t *testing.T, sites string) *grpc.ClientConn {
 	t.Helper()
-	tester := caddytest.NewTester(t)
-	tester.InitServer(grpcGlobals+sites, "caddyfile")
+	tester := loadConfig(t, []byte(caddyfileGlobals(grpcGlobals)+sites), "text/caddyfile")
 	t.Cleanup(func() { unloadMirrors(tester) })
 	resetReport(t)
-	conn, err := grpc.NewClient("127.0.0.1:9080", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(strings.TrimPrefix(frontURL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +106,8 @@ func TestE2E_CompareGRPC(t *testing.T) {
 	primary, secondary, candidate := startHealthServer(t, false), startHealthServer(t, false), startHealthServer(t, true)
 	rec := recordOutcomes(t)
 	client := loadGRPCFront(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror {
 		to http://%s {
 			name grpc-secondary
@@ -258,7 +247,8 @@ func TestE2E_CompareGRPCOverTLS(t *testing.T) {
 	candidate, caFile := startTLSHealthServer(t, true)
 	rec := recordOutcomes(t)
 	client := loadGRPCFront(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror {
 		to https://%s {
 			name grpc-tls-candidate

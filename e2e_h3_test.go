@@ -1,14 +1,18 @@
 package mirror
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"regexp"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -20,9 +24,9 @@ func TestE2E_CompareHTTP2AndHTTP3Clients(t *testing.T) {
 	candidate := jsonServer(t, "", `{"tags":["a","b"],"id":7}`)
 	rec := recordOutcomes(t)
 	tester := loadSites(t, fmt.Sprintf(`
-localhost:9443 {
-	tls internal
-	mirror {
+https://localhost:0 {
+	%s
+	mirror @copied {
 		to %s {
 			name tls-clients
 			compare
@@ -30,19 +34,18 @@ localhost:9443 {
 	}
 	reverse_proxy %s
 }
-`, candidate.URL, primary.URL))
+`, tlsFrontRoutes, candidate.URL, primary.URL))
 	t.Cleanup(func() { unloadMirrors(tester) })
+	front := waitForTLSFront(t)
 	resetReport(t)
-
-	tlsConfig := waitForTLSFront(t)
-	h3 := &http3.Transport{TLSClientConfig: tlsConfig}
+	h3 := front.h3Transport()
 	t.Cleanup(func() { h3.Close() })
 	clients := map[string]*http.Client{
-		"HTTP/2.0": {Transport: &http.Transport{TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true}},
+		"HTTP/2.0": front.h2Client(),
 		"HTTP/3.0": {Transport: h3},
 	}
 	for proto, client := range clients {
-		resp, err := client.Get("https://localhost:9443/doc")
+		resp, err := client.Get(front.url + "/doc")
 		if err != nil {
 			t.Fatalf("%s: %v", proto, err)
 		}
@@ -61,25 +64,78 @@ localhost:9443 {
 	}
 }
 
-// waitForTLSFront waits until the tls internal site on localhost:9443
-// completes a TLS handshake, and returns the client TLS config that did it.
-// Caddy's internal CA is not in the system pool in tests, so the config
-// skips verifying the front's certificate (the shadows are plain HTTP).
-func waitForTLSFront(t testing.TB) *tls.Config {
+// tlsFront is a tls internal site of the in-process Caddy, bound to
+// 127.0.0.1 with its TCP and UDP ports chosen by the kernel. Its
+// Caddyfile answers GET /alt-svc itself, without mirroring it, so that a
+// client can learn the HTTP/3 port from Alt-Svc as browsers do.
+type tlsFront struct {
+	url     string // https://localhost:<tcp port>
+	tcpAddr string // where HTTP/1.1 and HTTP/2 go
+	udpAddr string // where HTTP/3 goes
+	tls     *tls.Config
+}
+
+// tlsFrontRoutes are the lines that a tlsFront's site block starts with;
+// its mirror directive takes the @copied matcher.
+const tlsFrontRoutes = `bind 127.0.0.1
+	tls internal
+	@copied not path /alt-svc
+	respond /alt-svc "the HTTP/3 port is in Alt-Svc"`
+
+// waitForTLSFront waits until the tls internal site bound to 127.0.0.1
+// answers GET /alt-svc over HTTP/2 (Caddy obtains the internal certificate
+// in the background), and returns it with its HTTP/3 address from the
+// answer's Alt-Svc. Caddy's internal CA is not in the system pool in
+// tests, so the client skips verifying the front's certificate (the
+// shadows are plain HTTP).
+func waitForTLSFront(t testing.TB) tlsFront {
 	t.Helper()
-	tlsConfig := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
-	// Caddy obtains the internal certificate in the background: wait
-	// until a handshake succeeds (no request is sent, so none is copied)
+	hostPort := siteHostPort(t, "127.0.0.1")
+	_, port, _ := net.SplitHostPort(hostPort)
+	f := tlsFront{
+		url:     "https://localhost:" + port,
+		tcpAddr: hostPort,
+		tls:     &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"},
+	}
+	client := f.h2Client()
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(waitLimit)
 	for {
-		conn, err := tls.Dial("tcp", "localhost:9443", tlsConfig)
+		resp, err := client.Get(f.url + "/alt-svc")
 		if err == nil {
-			conn.Close()
-			return tlsConfig
+			resp.Body.Close()
+			h3 := regexp.MustCompile(`h3=":(\d+)"`).FindStringSubmatch(resp.Header.Get("Alt-Svc"))
+			if resp.StatusCode != http.StatusOK || h3 == nil {
+				t.Fatalf("GET /alt-svc: %d, Alt-Svc %q: want 200 and an h3 port", resp.StatusCode, resp.Header.Get("Alt-Svc"))
+			}
+			f.udpAddr = net.JoinHostPort("127.0.0.1", h3[1])
+			return f
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no TLS handshake with the front: %v", err)
+			t.Fatalf("no answer from the TLS front: %v", err)
 		}
 		runtime.Gosched()
+	}
+}
+
+// h2Client returns a client of the front over TLS, HTTP/2 when both
+// sides offer it, that dials the front's address whatever localhost
+// resolves to.
+func (f tlsFront) h2Client() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   f.tls,
+		ForceAttemptHTTP2: true,
+		DialContext:       dialSite(f.tcpAddr),
+	}, Timeout: waitLimit}
+}
+
+// h3Transport returns quic-go's HTTP/3 client transport to the front,
+// dialing its UDP address whatever localhost resolves to.
+func (f tlsFront) h3Transport() *http3.Transport {
+	return &http3.Transport{
+		TLSClientConfig: f.tls,
+		Dial: func(ctx context.Context, _ string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
+			return quic.DialAddrEarly(ctx, f.udpAddr, tlsCfg, cfg)
+		},
 	}
 }

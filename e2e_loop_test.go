@@ -15,16 +15,24 @@ import (
 func TestE2E_TwoHopLoop(t *testing.T) {
 	rec := recordOutcomes(t)
 	primary := newBackend(t, http.StatusOK, "v1")
+	// the two sites first, so that each knows the other's port
+	loadSites(t, "http://:0 {\n\tbind 127.0.0.1\n\trespond front\n}\nhttp://:0 {\n\tbind 127.0.0.2\n\trespond shadow\n}\n")
+	frontAddr, shadowAddr := siteURL(t, "127.0.0.1"), siteURL(t, "127.0.0.2")
 	tester := loadSites(t, fmt.Sprintf(`
-:9080 {
-	mirror http://localhost:9081
+http://:0 {
+	bind 127.0.0.1
+	mirror %s
 	reverse_proxy %s
 }
-:9081 {
-	mirror http://localhost:9080
+http://:0 {
+	bind 127.0.0.2
+	mirror %s
 	respond "shadow"
 }
-`, primary.addr()))
+`, shadowAddr, primary.addr(), frontAddr))
+	if siteURL(t, "127.0.0.1") != frontAddr || siteURL(t, "127.0.0.2") != shadowAddr {
+		t.Fatal("the sites changed ports on reload")
+	}
 
 	req, _ := http.NewRequest(http.MethodGet, frontURL+"/loop", nil)
 	if status, body := do(t, tester, req); status != 200 || body != "v1" {
@@ -34,7 +42,7 @@ func TestE2E_TwoHopLoop(t *testing.T) {
 	for _, o := range rec.wait(t, 2) {
 		got[o.target] = o.outcome
 	}
-	if got["http://localhost:9081"] != mirrored || got["http://localhost:9080"] != skippedLoop {
+	if got[shadowAddr] != mirrored || got[frontAddr] != skippedLoop {
 		t.Errorf("outcomes = %v, want the front's copy mirrored and the shadow's copy back skipped_loop", got)
 	}
 	unloadMirrors(tester)
@@ -48,7 +56,8 @@ func TestE2E_RejectedConfigKeepsServing(t *testing.T) {
 	rec := recordOutcomes(t)
 	primary := newBackend(t, http.StatusOK, "v1")
 	shadow := newBackend(t, http.StatusOK, "shadow")
-	good := fmt.Sprintf(`:9080 {
+	good := fmt.Sprintf(`http://:0 {
+	bind 127.0.0.1
 	mirror http://%s {
 		percent 100
 	}
@@ -64,7 +73,7 @@ func TestE2E_RejectedConfigKeepsServing(t *testing.T) {
 		{`{"transport": {"protocol": "pigeon"}}`, "loading transport"},
 	} {
 		path := adminURL + "/config/apps/http/servers/srv0/routes/0/handle/0/targets/0"
-		cur, err := http.Get(path)
+		cur, err := adminClient.Get(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +82,7 @@ func TestE2E_RejectedConfigKeepsServing(t *testing.T) {
 		patched := strings.TrimSuffix(strings.TrimSpace(string(target)), "}") + "," + strings.TrimPrefix(tc.bad, "{")
 		req, _ := http.NewRequest(http.MethodPatch, path, strings.NewReader(patched))
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := adminClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +109,7 @@ func TestE2E_EveryInvalidConfigIsRejected(t *testing.T) {
 	rec := recordOutcomes(t)
 	primary := newBackend(t, http.StatusOK, "v1")
 	shadow := newBackend(t, http.StatusOK, "shadow")
-	tester := loadSites(t, fmt.Sprintf(":9080 {\n\tmirror http://%s\n\treverse_proxy %s\n}\n", shadow.addr(), primary.addr()))
+	tester := loadSites(t, fmt.Sprintf("http://:0 {\n\tbind 127.0.0.1\n\tmirror http://%s\n\treverse_proxy %s\n}\n", shadow.addr(), primary.addr()))
 	defer unloadMirrors(tester)
 	proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": primary.addr()}}}
 
@@ -112,7 +121,7 @@ func TestE2E_EveryInvalidConfigIsRejected(t *testing.T) {
 		handler["handler"] = "mirror"
 		req, _ := http.NewRequest(http.MethodPost, adminURL+"/load", bytes.NewReader(reloadConfig(handler, proxy)))
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := adminClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

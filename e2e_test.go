@@ -4,153 +4,18 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
-
-// These tests run a real Caddy in this process, through caddytest, with
-// its admin API on localhost:2999 and the front on localhost:9080.
-const (
-	adminURL = "http://localhost:2999"
-	frontURL = "http://localhost:9080"
-)
-
-// caddyfileGlobals starts every Caddyfile these tests load.
-const caddyfileGlobals = `{
-	skip_install_trust
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-}
-`
-
-// seenRequest is what a backend received.
-type seenRequest struct {
-	method, requestURI, host, proto string
-	header                          http.Header
-	body                            string
-}
-
-// backend is an httptest server that reports every request it receives.
-type backend struct {
-	*httptest.Server
-	seen chan seenRequest
-}
-
-// newBackend starts a backend that answers every request with status and
-// body, after reporting it.
-func newBackend(t testing.TB, status int, body string) *backend {
-	t.Helper()
-	b := &backend{seen: make(chan seenRequest, 1024)}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// a body cut short (the client or the proxy gave up) is reported as
-		// far as it came; tests compare bodies
-		data, _ := io.ReadAll(r.Body)
-		b.seen <- seenRequest{r.Method, r.RequestURI, r.Host, r.Proto, r.Header.Clone(), string(data)}
-		w.Header().Set("X-Backend", body)
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}))
-	t.Cleanup(b.Close)
-	return b
-}
-
-// addr returns the backend's host:port.
-func (b *backend) addr() string {
-	return strings.TrimPrefix(b.URL, "http://")
-}
-
-// assertNothingSeen fails the test if b received a request. Call it only
-// after the config that could have sent one has been unloaded.
-func (b *backend) assertNothingSeen(t testing.TB, name string) {
-	t.Helper()
-	select {
-	case r := <-b.seen:
-		t.Errorf("%s received %s %s, want nothing", name, r.method, r.requestURI)
-	default:
-	}
-}
-
-// loadSites starts (or reuses) the in-process Caddy and loads the test
-// globals followed by sites, a Caddyfile.
-func loadSites(t testing.TB, sites string) *caddytest.Tester {
-	t.Helper()
-	tester := caddytest.NewTester(t)
-	tester.InitServer(caddyfileGlobals+sites, "caddyfile")
-	// Loading a config may restart the admin server, which closes the
-	// keep-alive connections that earlier tests left to it; Go's client
-	// resends only idempotent requests on such a connection, so a POST to
-	// the admin API would fail with EOF.
-	http.DefaultClient.CloseIdleConnections()
-	return tester
-}
-
-// unloadMirrors replaces the running config with one without mirrors. Caddy
-// cleans up the old handlers, which waits for their copies, so afterwards
-// every copy has been counted and every backend request made.
-func unloadMirrors(tester *caddytest.Tester) {
-	tester.InitServer(caddyfileGlobals+"\n:9080 {\n\trespond \"no mirror\"\n}\n", "caddyfile")
-}
-
-// do sends req through the tester's client and returns the status and body.
-func do(t testing.TB, tester *caddytest.Tester, req *http.Request) (int, string) {
-	t.Helper()
-	resp, err := tester.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading response: %v", err)
-	}
-	return resp.StatusCode, string(body)
-}
-
-// metricValue reads a sample of caddy_http_mirror_requests_total from the
-// admin endpoint's /metrics.
-func metricValue(t testing.TB, target, outcome string) float64 {
-	t.Helper()
-	return scrape(t, "caddy_http_mirror_requests_total", map[string]string{"target": target, "outcome": outcome})
-}
-
-// scrape reads the value of the counter (or the sample count of the
-// histogram) with exactly the given labels from the admin endpoint's
-// /metrics.
-func scrape(t testing.TB, name string, want map[string]string) float64 {
-	t.Helper()
-	family, ok := metricFamilies(t)[name]
-	if !ok {
-		t.Fatalf("/metrics has no %s", name)
-	}
-	for _, m := range family.GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		if maps.Equal(labels, want) {
-			if h := m.GetHistogram(); h != nil {
-				return float64(h.GetSampleCount())
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("/metrics has no sample of %s with %v", name, want)
-	return 0
-}
 
 func TestE2E_VerbatimCopy(t *testing.T) {
 	rec := recordOutcomes(t)
 	primary := newBackend(t, http.StatusCreated, "from primary")
 	shadow := newBackend(t, http.StatusInternalServerError, "from shadow")
 	tester := loadSites(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror http://%s/shadow
 	reverse_proxy %s
 }
@@ -221,7 +86,8 @@ func TestE2E_HeaderMatchAndSeveralTargets(t *testing.T) {
 	all := newBackend(t, http.StatusOK, "audit")
 	posts := newBackend(t, http.StatusOK, "posts")
 	tester := loadSites(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror {
 		to http://%s {
 			match {
@@ -287,11 +153,10 @@ func TestE2E_JSONLoadAndPatchPercent(t *testing.T) {
 	primary := newBackend(t, http.StatusOK, "v1")
 	candidate := newBackend(t, http.StatusOK, "v2")
 	sentinel := newBackend(t, http.StatusOK, "sentinel")
-	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(`{
-	"admin": {"listen": "localhost:2999"},
+	tester := loadConfig(t, fmt.Appendf(nil, `{
+	"admin": {"listen": "unix/%s", "config": {"persist": false}},
 	"apps": {"http": {"grace_period": 1, "servers": {"front": {
-		"listen": [":9080"],
+		"listen": ["127.0.0.1:0"],
 		"routes": [{"handle": [
 			{"handler": "mirror", "targets": [
 				{"upstream": "http://%s", "percent": 0},
@@ -300,7 +165,7 @@ func TestE2E_JSONLoadAndPatchPercent(t *testing.T) {
 			{"handler": "reverse_proxy", "upstreams": [{"dial": "%s"}]}
 		]}]
 	}}}}
-}`, candidate.addr(), sentinel.addr(), primary.addr()), "json")
+}`, adminSocket, candidate.addr(), sentinel.addr(), primary.addr()), "application/json")
 
 	get := func() {
 		req, _ := http.NewRequest(http.MethodGet, frontURL+"/", nil)
@@ -316,7 +181,7 @@ func TestE2E_JSONLoadAndPatchPercent(t *testing.T) {
 	path := adminURL + "/config/apps/http/servers/front/routes/0/handle/0/targets/0/percent"
 	req, _ := http.NewRequest(http.MethodPatch, path, strings.NewReader("100"))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		t.Fatalf("PATCH percent: %v", err)
 	}
@@ -324,6 +189,7 @@ func TestE2E_JSONLoadAndPatchPercent(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("PATCH percent: status %d", resp.StatusCode)
 	}
+	awaitHandover(t)
 	candidate.assertNothingSeen(t, "the percent 0 target") // the old config is unloaded
 
 	get()
@@ -335,7 +201,7 @@ func TestE2E_JSONLoadAndPatchPercent(t *testing.T) {
 	receive(t, candidate.seen, "a copy after PATCH")
 
 	// the admin API round-trips the config names exactly
-	resp, err = http.Get(adminURL + "/config/apps/http/servers/front/routes/0/handle/0")
+	resp, err = adminClient.Get(adminURL + "/config/apps/http/servers/front/routes/0/handle/0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +219,8 @@ func TestE2E_SkipsAndLimits(t *testing.T) {
 	primary := newBackend(t, http.StatusOK, "v1")
 	shadow := newBackend(t, http.StatusOK, "shadow")
 	tester := loadSites(t, fmt.Sprintf(`
-:9080 {
+http://:0 {
+	bind 127.0.0.1
 	mirror http://%s {
 		max_body_size 10
 		max_stream_size 15

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // The fleet tests run the shipped example/prometheus/ config and rules and
@@ -182,40 +183,60 @@ func buildCaddy(t *testing.T) string {
 	return bin
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // caddyProcess is one Caddy instance of the fleet.
 type caddyProcess struct {
-	admin, site string // base URLs
+	admin   *http.Client // the admin API, on a unix socket
+	site    string       // the front's base URL
+	metrics string       // host:port of the metrics site, behind basic_auth
 }
 
-// startCaddyProcess runs the Diffy-style setup in its own Caddy process
-// and waits until its site answers.
+// metricsUser and metricsPassword are the credentials of the fleet's
+// metrics sites, as example/prometheus/prometheus.yml has Prometheus send
+// them.
+const (
+	metricsUser     = "prometheus"
+	metricsPassword = "scrape-secret"
+)
+
+// metricsSite serves an instance's metrics, the mirror's included, on a
+// site of its own behind basic_auth, as example/prometheus/ suggests,
+// bound to port 0 of 127.0.0.2. Its %s is the password's bcrypt hash.
+const metricsSite = `
+http://:0 {
+	bind 127.0.0.2
+	basic_auth {
+		` + metricsUser + ` %s
+	}
+	metrics
+}
+`
+
+// startCaddyProcess runs the Diffy-style setup in its own Caddy process,
+// with its admin API on a unix socket and its front and metrics sites on
+// port 0, and reads their addresses back from its log.
 func startCaddyProcess(t *testing.T, bin, secondary, candidate, primary string) *caddyProcess {
 	t.Helper()
 	dir := t.TempDir()
-	adminAddr, siteAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	config := fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n\tskip_install_trust\n}\n", adminAddr) +
-		strings.Replace(fmt.Sprintf(diffyCaddyfile, secondary, candidate, strings.TrimPrefix(primary, "http://")), ":9080 {", "http://"+siteAddr+" {", 1)
+	socket := filepath.Join(dir, "admin.sock")
+	hash, err := bcrypt.GenerateFromPassword([]byte(metricsPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := fmt.Sprintf("{\n\tadmin unix/%s\n\tpersist_config off\n\tskip_install_trust\n}\n", socket) +
+		fmt.Sprintf(diffyCaddyfile, secondary, candidate, strings.TrimPrefix(primary, "http://")) +
+		fmt.Sprintf(metricsSite, hash)
 	path := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	startProcess(t, cmd, "caddy on "+siteAddr)
-	c := &caddyProcess{admin: "http://" + adminAddr, site: "http://" + siteAddr}
-	poll(t, "caddy on "+siteAddr+" to start", func() bool {
-		resp, err := http.Get(c.admin + "/config/")
+	logs := startProcess(t, cmd, "caddy in "+dir)
+	c := &caddyProcess{admin: unixClient(socket)}
+	c.site = "http://" + waitForLogged(t, logs, "caddy's front to listen", regexp.MustCompile(fmt.Sprintf(caddyPortZero, regexp.QuoteMeta("127.0.0.1"))))
+	c.metrics = waitForLogged(t, logs, "caddy's metrics site to listen", regexp.MustCompile(fmt.Sprintf(caddyPortZero, regexp.QuoteMeta("127.0.0.2"))))
+	poll(t, "caddy's admin API to answer", func() bool {
+		resp, err := c.admin.Get("http://caddy-admin/config/")
 		if err != nil {
 			return false
 		}
@@ -223,24 +244,6 @@ func startCaddyProcess(t *testing.T, bin, secondary, candidate, primary string) 
 		return resp.StatusCode == http.StatusOK
 	})
 	return c
-}
-
-// startProcess starts cmd, stops it with an interrupt when the test ends,
-// and logs what it wrote if the test failed.
-func startProcess(t *testing.T, cmd *exec.Cmd, name string) {
-	t.Helper()
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s logged:\n%s", name, logs.String())
-		}
-	})
 }
 
 // poll checks done until it holds, failing the test after fleetWait.
@@ -261,11 +264,14 @@ func poll(t *testing.T, what string, done func() bool) {
 // fleetReport fetches an instance's GET /mirror/report.
 func (c *caddyProcess) report(t *testing.T) report {
 	t.Helper()
-	resp, err := http.Get(c.admin + "/mirror/report")
+	resp, err := c.admin.Get("http://caddy-admin/mirror/report")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /mirror/report of %s: %d", c.site, resp.StatusCode)
+	}
 	var r report
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		t.Fatal(err)

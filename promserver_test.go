@@ -5,11 +5,13 @@ package mirror
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -34,16 +36,22 @@ func startPrometheus(t *testing.T, bin string, fleet []*caddyProcess) *promServe
 	}
 	var targets []string
 	for _, c := range fleet {
-		targets = append(targets, strings.TrimPrefix(c.admin, "http://"))
+		targets = append(targets, c.metrics)
+	}
+	passwordFile := filepath.Join(dir, "caddy-metrics.password")
+	if err := os.WriteFile(passwordFile, []byte(metricsPassword), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	cfg := strings.NewReplacer(
 		"scrape_interval: 15s", "scrape_interval: 1s",
 		"evaluation_interval: 15s", "evaluation_interval: 1s",
-		"          - caddy-1.internal:2019\n", "          - "+targets[0]+"\n",
-		"          - caddy-2.internal:2019\n", "          - "+targets[1]+"\n",
-		"          - caddy-3.internal:2019\n", "",
+		"      username: prometheus\n", "      username: "+metricsUser+"\n",
+		"      password_file: caddy-metrics.password\n", "      password_file: "+passwordFile+"\n",
+		"          - caddy-1.internal:9180\n", "          - "+targets[0]+"\n",
+		"          - caddy-2.internal:9180\n", "          - "+targets[1]+"\n",
+		"          - caddy-3.internal:9180\n", "",
 	).Replace(string(config))
-	if strings.Contains(cfg, "internal:2019\n") || !strings.Contains(cfg, "evaluation_interval: 1s") {
+	if strings.Contains(cfg, "internal:9180\n") || !strings.Contains(cfg, passwordFile) || !strings.Contains(cfg, "evaluation_interval: 1s") {
 		t.Fatalf("example/prometheus/prometheus.yml changed shape; update startPrometheus:\n%s", cfg)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
@@ -52,10 +60,11 @@ func startPrometheus(t *testing.T, bin string, fleet []*caddyProcess) *promServe
 	if err := os.WriteFile(filepath.Join(dir, "rules.yml"), rules, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	// port 0: Prometheus logs the address it got
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
-	startProcess(t, cmd, "prometheus")
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address=127.0.0.1:0", "--log.level=info")
+	logs := startProcess(t, cmd, "prometheus")
+	addr := waitForLogged(t, logs, "prometheus to listen", regexp.MustCompile(`msg="Listening on" address=(127\.0\.0\.1:\d+)`))
 	p := &promServer{url: "http://" + addr}
 	poll(t, "prometheus to be ready", func() bool {
 		resp, err := http.Get(p.url + "/-/ready")
@@ -173,6 +182,10 @@ func (p *promServer) get(t *testing.T, path string, into any) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s%s: %d %.300s", p.url, path, resp.StatusCode, body)
+	}
 	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}

@@ -17,21 +17,25 @@ import (
 const (
 	reportUser     = "ops"
 	reportPassword = "report-secret"
-	reportSiteURL  = "http://127.0.0.1:9081/mirror-ui/"
 )
+
+// reportSiteAddress is where the report site listens: port 0 of its own
+// loopback address.
+const reportSiteAddress = "127.0.0.2"
 
 // loadReportHandlerSite loads the Diffy-style setup with the report served
 // by mirror_report on a site behind basic_auth, as the README shows it,
 // and sends paths through the mirror until the candidate has compared
-// them all.
-func loadReportHandlerSite(t *testing.T, paths ...string) {
+// them all. It returns the URL of the report.
+func loadReportHandlerSite(t *testing.T, paths ...string) (reportSiteURL string) {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte(reportPassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, rec, tester := startDiffy(t, fmt.Sprintf(`
-http://127.0.0.1:9081 {
+http://:0 {
+	bind 127.0.0.2
 	basic_auth {
 		%s %s
 	}
@@ -45,6 +49,7 @@ http://127.0.0.1:9081 {
 		do(t, tester, mustRequest(t, http.MethodGet, frontURL+p))
 	}
 	rec.wait(t, 2*len(paths))
+	return siteURL(t, reportSiteAddress) + "/mirror-ui/"
 }
 
 // getSite requests a path of the report site, with the credentials when
@@ -68,7 +73,7 @@ func getSite(t *testing.T, method, url string, auth bool) (int, string) {
 }
 
 func TestReportHandlerBehindBasicAuth(t *testing.T) {
-	loadReportHandlerSite(t, "/reviews/1", "/fail", "/health")
+	reportSiteURL := loadReportHandlerSite(t, "/reviews/1", "/fail", "/health")
 
 	if status, body := getSite(t, http.MethodGet, reportSiteURL, false); status != http.StatusUnauthorized || strings.Contains(body, "candidate") {
 		t.Errorf("GET %s without credentials: %d %q, want 401 without the report", reportSiteURL, status, body)
@@ -122,7 +127,7 @@ func TestReportHandlerInChromium(t *testing.T) {
 	if err != nil {
 		t.Skip("chromium is not installed (apt-get install chromium)")
 	}
-	loadReportHandlerSite(t, "/reviews/1", "/reviews/2", "/fail", "/health")
+	reportSiteURL := loadReportHandlerSite(t, "/reviews/1", "/reviews/2", "/fail", "/health")
 
 	dump := func(url string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*waitLimit)

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/quic-go/quic-go/http3"
 )
 
 // h3UploadSite is a tls internal site that streams copies of large
@@ -25,9 +23,9 @@ import (
 // own connection can outlive an unload (see TestE2E_ReloadUnderLoad), and
 // what must return to baseline is what the mirror and HTTP/3 hold.
 const h3UploadSite = `
-localhost:9443 {
-	tls internal
-	mirror {
+https://localhost:0 {
+	` + tlsFrontRoutes + `
+	mirror @copied {
 		to %s {
 			name h3-upload
 		}
@@ -63,16 +61,22 @@ func TestStreamHTTP3Client(t *testing.T) {
 	// Caddy, its internal CA and its certificate cache outlive a config:
 	// start them before counting goroutines and open files
 	tester := loadSites(t, site)
-	waitForTLSFront(t)
+	front := waitForTLSFront(t)
 	unloadMirrors(tester)
 	// the test's own keep-alive connections to the admin endpoint
-	http.DefaultClient.CloseIdleConnections()
+	adminClient.CloseIdleConnections()
 	tester.Client.CloseIdleConnections()
 	goroutines0, fds0 := runtime.NumGoroutine(), openFiles()
 
 	loadSites(t, site)
 	t.Cleanup(func() { unloadMirrors(tester) })
-	h3 := &http3.Transport{TLSClientConfig: waitForTLSFront(t)}
+	// the TCP port is kept; the UDP one may change (see pinPorts)
+	if f := waitForTLSFront(t); f.url != front.url {
+		t.Fatalf("the front moved from %s to %s on reload", front.url, f.url)
+	} else {
+		front = f
+	}
+	h3 := front.h3Transport()
 	t.Cleanup(func() { h3.Close() })
 	client := &http.Client{Transport: h3}
 	for _, tc := range []struct {
@@ -80,7 +84,7 @@ func TestStreamHTTP3Client(t *testing.T) {
 		known bool
 	}{{32 << 20, true}, {16 << 20, false}} {
 		start := time.Now()
-		primarySum, clientSum := upload(t, client, "https://localhost:9443/upload", tc.size, tc.known)
+		primarySum, clientSum := upload(t, client, front.url+"/upload", tc.size, tc.known)
 		elapsed := time.Since(start) // reported, never asserted
 		if via := receive(t, vias, "the primary's request"); via != "3.0 Caddy" {
 			t.Fatalf("the primary's request came Via %q, want 3.0 Caddy (an HTTP/3 client)", via)
@@ -173,13 +177,14 @@ func TestStreamHTTP3ClientAborts(t *testing.T) {
 	t.Cleanup(primary.Close)
 	tester := loadSites(t, fmt.Sprintf(h3UploadSite, shadow.URL, primary.URL))
 	t.Cleanup(func() { unloadMirrors(tester) })
-	h3 := &http3.Transport{TLSClientConfig: waitForTLSFront(t)}
+	front := waitForTLSFront(t)
+	h3 := front.h3Transport()
 	t.Cleanup(func() { h3.Close() })
 
 	ctx, abort := context.WithCancel(context.Background())
 	defer abort()
 	body, feed := io.Pipe()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://localhost:9443/upload", body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, front.url+"/upload", body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,10 +234,11 @@ func TestStreamHTTP3SlowShadowCutOff(t *testing.T) {
 	t.Cleanup(primary.Close)
 	tester := loadSites(t, fmt.Sprintf(h3UploadSite, shadow.URL, primary.URL))
 	t.Cleanup(func() { unloadMirrors(tester) })
-	h3 := &http3.Transport{TLSClientConfig: waitForTLSFront(t)}
+	front := waitForTLSFront(t)
+	h3 := front.h3Transport()
 	t.Cleanup(func() { h3.Close() })
 
-	primarySum, clientSum := upload(t, &http.Client{Transport: h3}, "https://localhost:9443/upload", size, true)
+	primarySum, clientSum := upload(t, &http.Client{Transport: h3}, front.url+"/upload", size, true)
 	if primarySum != clientSum {
 		t.Errorf("primary checksum %s, want the client's %s", primarySum, clientSum)
 	}
