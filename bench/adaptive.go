@@ -70,8 +70,14 @@ func runTransitions(cfg *config, env *environment, rate float64, each time.Durat
 		defer tick.Stop()
 		_, portStr, _ := strings.Cut(env.shadows[shadowFlapping], ":")
 		port, _ := strconv.Atoi(portStr)
+		warned := false // about a failed scrape, once
 		for {
-			if m, err := scrape(p.adminURL); err == nil {
+			m, err := scrape(p.admin)
+			if err != nil && !warned {
+				log.Printf("  sampling the concurrency limit (this sample is left out): %v", err)
+				warned = true
+			}
+			if err == nil {
 				s := limitSample{at: time.Since(start),
 					limit:      m.value("caddy_http_mirror_concurrency_limit", nil),
 					inFlight:   m.value("caddy_http_mirror_in_flight", nil),

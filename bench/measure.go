@@ -129,15 +129,15 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 		return m, err
 	}
 	m.reached = after - before
-	if p.adminURL != "" {
+	if p.admin != nil {
 		// A copy ending during the scrape has given back its in-flight
 		// slot and is a moment from being counted: scrape again when the
 		// count comes short, a few times, so that only a copy that is
 		// never counted is reported.
 		for range accountingScrapes {
-			metrics, err := scrape(p.adminURL)
+			metrics, err := scrape(p.admin)
 			if err != nil {
-				return m, fmt.Errorf("scraping %s/metrics: %v", p.adminURL, err)
+				return m, err
 			}
 			m.outcomes = metrics.outcomes()
 			m.inFlight = metrics.value("caddy_http_mirror_in_flight", nil)

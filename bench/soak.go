@@ -43,7 +43,7 @@ func runSoak(cfg *config, env *environment, sc soakConfig) error {
 	defer q.close()
 
 	// the readiness probe that startCaddy sent was copied too
-	before, err := scrape(p.adminURL)
+	before, err := scrape(p.admin)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func runSoak(cfg *config, env *environment, sc soakConfig) error {
 	// request sent must have exactly one outcome.
 	var m metrics
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		if m, err = scrape(p.adminURL); err != nil {
+		if m, err = scrape(p.admin); err != nil {
 			return err
 		}
 		if m.value("caddy_http_mirror_in_flight", nil) == 0 || time.Now().After(deadline) {

@@ -19,14 +19,14 @@ func twoTargets(cfg *config, env *environment) ([]section, error) {
 	const conns = 8
 	q := newRequester(p.url, conns, http.MethodGet, nil, primaryBody)
 	defer q.close()
-	before, err := scrape(p.adminURL)
+	before, err := scrape(p.admin)
 	if err != nil {
 		return nil, err
 	}
 	obs := observe(p, env.shadows[shadowHanging], 250*time.Millisecond)
 	l := closedLoop(q, conns, cfg.phase)
 	samples := obs.finish()
-	after, err := scrape(p.adminURL)
+	after, err := scrape(p.admin)
 	if err != nil {
 		return nil, err
 	}
