@@ -36,7 +36,7 @@ type window struct {
 type transitionRun struct {
 	windows []window
 	samples []limitSample
-	errors  int
+	client  load // the client's side
 }
 
 // runTransitions drives one connection at rate for len(transitionOrder)
@@ -125,7 +125,10 @@ func runTransitions(cfg *config, env *environment, rate float64, each time.Durat
 	})
 	close(stop)
 	<-sampled
-	run.errors = l.errors
+	run.client = l
+	if l.cancelled > 0 {
+		log.Printf("  %s", strings.TrimSpace(cancelledNote(l)))
+	}
 	return run, env.setFlapping(shadowFast)
 }
 
@@ -248,8 +251,8 @@ func adaptiveTransitions(cfg *config, env *environment) ([]section, error) {
 			lo, hi = min(lo, p), max(hi, p)
 		}
 		repRows = append(repRows, []string{fmt.Sprint(r + 1), fmt.Sprintf("%.2f", b), fmt.Sprintf("%.2f–%.2f", lo, hi), fmt.Sprintf("%.2f (%.2f)", m, m/b)})
-		if rp.base.errors+rp.mirror.errors > 0 {
-			sec.problems = append(sec.problems, fmt.Sprintf("repetition %d: %d primary errors", r+1, rp.base.errors+rp.mirror.errors))
+		if n := rp.base.client.errors + rp.mirror.client.errors; n > 0 {
+			sec.problems = append(sec.problems, fmt.Sprintf("repetition %d: %d primary errors%s%s", r+1, n, rp.base.client.firstErrorNote(), rp.mirror.client.firstErrorNote()))
 		}
 	}
 	sec.tables = append(sec.tables, mdTable([]string{"repetition", "no mirror: p99 ms over the run", "no mirror: p99 of its phases", "mirror: p99 ms over the run (ratio)"}, repRows))
