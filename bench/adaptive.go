@@ -36,7 +36,7 @@ type window struct {
 type transitionRun struct {
 	windows []window
 	samples []limitSample
-	errors  int
+	client  load // the client's side
 }
 
 // runTransitions drives one connection at rate for len(transitionOrder)
@@ -70,8 +70,14 @@ func runTransitions(cfg *config, env *environment, rate float64, each time.Durat
 		defer tick.Stop()
 		_, portStr, _ := strings.Cut(env.shadows[shadowFlapping], ":")
 		port, _ := strconv.Atoi(portStr)
+		warned := false // about a failed scrape, once
 		for {
-			if m, err := scrape(p.adminURL); err == nil {
+			m, err := scrape(p.admin)
+			if err != nil && !warned {
+				log.Printf("  sampling the concurrency limit (this sample is left out): %v", err)
+				warned = true
+			}
+			if err == nil {
 				s := limitSample{at: time.Since(start),
 					limit:      m.value("caddy_http_mirror_concurrency_limit", nil),
 					inFlight:   m.value("caddy_http_mirror_in_flight", nil),
@@ -119,7 +125,10 @@ func runTransitions(cfg *config, env *environment, rate float64, each time.Durat
 	})
 	close(stop)
 	<-sampled
-	run.errors = l.errors
+	run.client = l
+	if l.cancelled > 0 {
+		log.Printf("  %s", strings.TrimSpace(cancelledNote(l)))
+	}
 	return run, env.setFlapping(shadowFast)
 }
 
@@ -242,8 +251,8 @@ func adaptiveTransitions(cfg *config, env *environment) ([]section, error) {
 			lo, hi = min(lo, p), max(hi, p)
 		}
 		repRows = append(repRows, []string{fmt.Sprint(r + 1), fmt.Sprintf("%.2f", b), fmt.Sprintf("%.2f–%.2f", lo, hi), fmt.Sprintf("%.2f (%.2f)", m, m/b)})
-		if rp.base.errors+rp.mirror.errors > 0 {
-			sec.problems = append(sec.problems, fmt.Sprintf("repetition %d: %d primary errors", r+1, rp.base.errors+rp.mirror.errors))
+		if n := rp.base.client.errors + rp.mirror.client.errors; n > 0 {
+			sec.problems = append(sec.problems, fmt.Sprintf("repetition %d: %d primary errors%s%s", r+1, n, rp.base.client.firstErrorNote(), rp.mirror.client.firstErrorNote()))
 		}
 	}
 	sec.tables = append(sec.tables, mdTable([]string{"repetition", "no mirror: p99 ms over the run", "no mirror: p99 of its phases", "mirror: p99 ms over the run (ratio)"}, repRows))

@@ -52,7 +52,7 @@ const (
 	shadowFast      = "fast"
 	shadowSlow      = "slow"      // answers after 200 ms
 	shadowHanging   = "hanging"   // never answers
-	shadowRefusing  = "refusing"  // nothing listens
+	shadowRefusing  = "refusing"  // its port is bound but not listening: connections are refused
 	shadowResetting = "resetting" // resets every connection
 	shadowFlapping  = "flapping"  // fast, slow, hanging or down, as the soak sets it
 	shadowTrickle   = "trickle"   // reads request bodies at 1 MiB/s
@@ -90,13 +90,12 @@ func newShadow(kind string) (*backend, error) {
 			<-r.Context().Done()
 		}))
 	case shadowRefusing:
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		// held until the process exits, so that no other socket takes it
+		h, err := holdPort(0, false)
 		if err != nil {
 			return nil, err
 		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return &backend{addr: addr}, nil
+		return &backend{addr: h.addr()}, nil
 	case shadowResetting:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

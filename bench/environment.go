@@ -59,31 +59,33 @@ func startBackends(primaryDelay time.Duration) (*environment, error) {
 	return &environment{primary: addrs.Primary, shadows: addrs.Shadows, control: addrs.Control, child: child, stdin: stdin}, nil
 }
 
+// controlClient is the client of the backends' control endpoint.
+var controlClient = &http.Client{Timeout: 30 * time.Second}
+
 // primaryReceived returns how many requests the primary has received.
 func (e *environment) primaryReceived() (int64, error) {
-	resp, err := http.Get("http://" + e.control + "/received")
+	url := "http://" + e.control + "/received"
+	body, err := getURL(controlClient, url, "text/plain")
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("asking the backends how many requests the primary received: %v", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	n, err := strconv.ParseInt(string(body), 10, 64)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("GET %s: %v; the body begins %q", url, err, excerpt(body))
 	}
-	return strconv.ParseInt(string(body), 10, 64)
+	return n, nil
 }
 
 // setFlapping switches the flapping shadow to mode: fast, slow, hanging or
 // down.
 func (e *environment) setFlapping(mode string) error {
-	resp, err := http.Post("http://"+e.control+"/flapping?mode="+mode, "", nil)
+	url := "http://" + e.control + "/flapping?mode=" + mode
+	req, err := http.NewRequest(http.MethodPost, url, nil)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("setting the flapping shadow to %s: %s", mode, msg)
+	if _, err := fetch(controlClient, req, url, ""); err != nil {
+		return fmt.Errorf("setting the flapping shadow to %s: %v", mode, err)
 	}
 	return nil
 }
@@ -127,6 +129,7 @@ func serveBackends(primaryDelay time.Duration) error {
 			}
 			return
 		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, primary.received.Load())
 	}))
 	if err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -14,9 +16,23 @@ import (
 // load is what a load phase measured from the client's side.
 type load struct {
 	sent, completed, errors int
-	elapsed                 time.Duration
-	latency                 *hdrhistogram.Histogram // microseconds
+	// cancelled is how many requests the load generator cut off itself:
+	// still unanswered drainTimeout after the phase ended. They are neither
+	// errors nor results.
+	cancelled  int
+	firstError string // what went wrong with the first error, for the report
+	elapsed    time.Duration
+	latency    *hdrhistogram.Histogram // microseconds
 }
+
+// drainTimeout is how long a phase lets the requests in flight at its end
+// finish. Cutting one off would be the load generator's own doing, and the
+// proxy would answer it with an error (a 502 for an upload cut short); one
+// still unanswered after it is counted as cancelled, not as an error.
+const drainTimeout = 20 * time.Second
+
+// errCancelledByLoad marks a request the load generator cut off itself.
+var errCancelledByLoad = errors.New("cancelled by the load generator")
 
 // rps is the completed requests per second.
 func (l load) rps() float64 {
@@ -24,6 +40,14 @@ func (l load) rps() float64 {
 		return 0
 	}
 	return float64(l.completed) / l.elapsed.Seconds()
+}
+
+// firstErrorNote is the first error in parentheses, or "" when none.
+func (l load) firstErrorNote() string {
+	if l.firstError == "" {
+		return ""
+	}
+	return " (the first: " + l.firstError + ")"
 }
 
 // newLatencyHistogram records from 1µs to 10 min with 3 significant digits.
@@ -41,6 +65,8 @@ type requester struct {
 	want   []byte // the primary's body
 }
 
+// newRequester returns a requester of url over at most conns keep-alive
+// connections.
 func newRequester(url string, conns int, method string, body, want []byte) *requester {
 	return &requester{
 		client: &http.Client{Transport: &http.Transport{
@@ -53,108 +79,151 @@ func newRequester(url string, conns int, method string, body, want []byte) *requ
 	}
 }
 
-// do sends one request; ok is false on a transport error, a status other
-// than 200 or a body other than the primary's. canceled reports a request
-// cut off by the end of the phase, which is neither an error nor a result.
-func (q *requester) do(ctx context.Context) (ok, canceled bool) {
+// do sends one request under ctx and returns nil when the answer is the
+// primary's: a 200 with the primary's body. Otherwise it returns what went
+// wrong: an error status, another body, or a failed connection. A request
+// that fails once ctx has ended was cut off by the load generator itself,
+// and its error wraps errCancelledByLoad.
+func (q *requester) do(ctx context.Context) error {
 	var body io.Reader
 	if q.body != nil {
 		body = bytes.NewReader(q.body)
 	}
 	req, err := http.NewRequestWithContext(ctx, q.method, q.url, body)
 	if err != nil {
-		return false, false
+		return err
 	}
 	resp, err := q.client.Do(req)
 	if err != nil {
-		return false, ctx.Err() != nil
+		return q.failed(ctx, err)
 	}
 	got, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		return false, ctx.Err() != nil
+		return q.failed(ctx, fmt.Errorf("reading the body of a %q: %w", resp.Status, err))
 	}
-	return resp.StatusCode == http.StatusOK && bytes.Equal(got, q.want), false
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: status %q, body %q", q.method, q.url, resp.Status, excerpt(got))
+	}
+	if !bytes.Equal(got, q.want) {
+		return fmt.Errorf("%s %s: a body other than the primary's: %q", q.method, q.url, excerpt(got))
+	}
+	return nil
 }
 
+// failed is the error of a request whose connection failed: the load
+// generator's own cancellation when ctx has ended, the proxy's fault
+// otherwise.
+func (q *requester) failed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %v", errCancelledByLoad, err)
+	}
+	return fmt.Errorf("%s %s: %w", q.method, q.url, err)
+}
+
+// close drops the idle connections.
 func (q *requester) close() {
 	q.client.CloseIdleConnections()
 }
 
-// closedLoop runs conns workers that each send requests back to back for d.
-// It measures peak throughput; its latencies are those of a saturated server.
+// tally adds up the results of requests that many workers send.
+type tally struct {
+	mu sync.Mutex
+	load
+}
+
+// newTally returns an empty tally.
+func newTally() *tally {
+	return &tally{load: load{latency: newLatencyHistogram()}}
+}
+
+// add counts a request sent, its error from do and its latency, and
+// reports whether the load generator cut it off.
+func (t *tally) add(err error, lat time.Duration) (cancelled bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sent++
+	if errors.Is(err, errCancelledByLoad) {
+		t.cancelled++
+		return true
+	}
+	if err != nil {
+		t.errors++
+		if t.firstError == "" {
+			t.firstError = err.Error()
+		}
+	}
+	t.completed++
+	_ = t.latency.RecordValue(lat.Microseconds())
+	return false
+}
+
+// result returns the tally's load, elapsed since start.
+func (t *tally) result(start time.Time) load {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	res := t.load
+	res.elapsed = time.Since(start)
+	return res
+}
+
+// closedLoop runs conns workers that each send requests back to back for
+// d, then lets the requests in flight finish, for up to drainTimeout. It
+// measures peak throughput; its latencies are those of a saturated server.
 func closedLoop(q *requester, conns int, d time.Duration) load {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var mu sync.Mutex
-	res := load{latency: newLatencyHistogram()}
+	phase, endPhase := context.WithTimeout(context.Background(), d)
+	defer endPhase()
+	requests, cutOff := context.WithTimeout(context.Background(), d+drainTimeout)
+	defer cutOff()
+	t := newTally()
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range conns {
 		wg.Go(func() {
-			for ctx.Err() == nil {
+			for phase.Err() == nil {
 				t0 := time.Now()
-				ok, canceled := q.do(ctx)
-				if canceled {
+				if t.add(q.do(requests), time.Since(t0)) {
 					return
 				}
-				lat := time.Since(t0)
-				mu.Lock()
-				res.sent++
-				res.completed++
-				if !ok {
-					res.errors++
-				}
-				_ = res.latency.RecordValue(lat.Microseconds())
-				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
-	return res
+	return t.result(start)
 }
 
 // openLoop sends requests at a fixed rate for d over conns connections,
 // whatever the server does, and measures each latency from the moment the
 // request was due, not from when it could be sent (as wrk2 does), so that a
 // stall shows up in the percentiles instead of hiding in fewer samples
-// (coordinated omission). Requests still unsent at d+grace are recorded
-// with the time they had waited by then, a lower bound. onResult, when not
-// nil, is also given each completed request's due time and latency.
+// (coordinated omission). No request is sent after d+grace; those in
+// flight then may finish for up to drainTimeout, and those never sent are
+// recorded with the time they had waited by d+grace, a lower bound.
+// onResult, when not nil, is also given each completed request's due time
+// and latency.
 func openLoop(q *requester, rate float64, conns int, d, grace time.Duration, onResult func(due time.Time, lat time.Duration)) load {
 	interval := time.Duration(float64(time.Second) / rate)
 	n := int(d / interval)
 	due := make(chan time.Time, n)
-	ctx, cancel := context.WithTimeout(context.Background(), d+grace)
-	defer cancel()
+	sending, stopSending := context.WithTimeout(context.Background(), d+grace)
+	defer stopSending()
+	requests, cutOff := context.WithTimeout(context.Background(), d+grace+drainTimeout)
+	defer cutOff()
 
-	var mu sync.Mutex
-	res := load{latency: newLatencyHistogram()}
-	record := func(lat time.Duration, ok bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		res.completed++
-		if !ok {
-			res.errors++
-		}
-		_ = res.latency.RecordValue(lat.Microseconds())
-	}
-
+	t := newTally()
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range conns {
 		wg.Go(func() {
 			for at := range due {
-				if ctx.Err() != nil {
+				if sending.Err() != nil {
 					return
 				}
-				ok, canceled := q.do(ctx)
-				if canceled {
-					return
-				}
+				err := q.do(requests)
 				lat := time.Since(at)
-				record(lat, ok)
+				if t.add(err, lat) {
+					return
+				}
 				if onResult != nil {
 					onResult(at, lat)
 				}
@@ -168,15 +237,15 @@ func openLoop(q *requester, rate float64, conns int, d, grace time.Duration, onR
 		timer.Reset(time.Until(at))
 		select {
 		case <-timer.C:
-		case <-ctx.Done():
+		case <-sending.Done():
 		}
 		due <- at
 	}
-	res.sent = n
 	close(due)
 	wg.Wait()
-	res.elapsed = time.Since(start)
-	end := time.Now()
+	res := t.result(start)
+	res.sent = n
+	end := start.Add(d + grace)
 	for at := range due { // never sent: the server fell too far behind
 		_ = res.latency.RecordValue(end.Sub(at).Microseconds())
 	}

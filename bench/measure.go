@@ -129,15 +129,15 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 		return m, err
 	}
 	m.reached = after - before
-	if p.adminURL != "" {
+	if p.admin != nil {
 		// A copy ending during the scrape has given back its in-flight
 		// slot and is a moment from being counted: scrape again when the
 		// count comes short, a few times, so that only a copy that is
 		// never counted is reported.
 		for range accountingScrapes {
-			metrics, err := scrape(p.adminURL)
+			metrics, err := scrape(p.admin)
 			if err != nil {
-				return m, fmt.Errorf("scraping %s/metrics: %v", p.adminURL, err)
+				return m, err
 			}
 			m.outcomes = metrics.outcomes()
 			m.inFlight = metrics.value("caddy_http_mirror_in_flight", nil)
@@ -175,12 +175,21 @@ func interleave(cfg *config, env *environment, variants []variant, phaseOf func(
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", v.name, err)
 			}
-			log.Printf("  %-28s rep %d: %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d",
-				v.name, rep+1, m.rps(), m.quantileMs(50), m.quantileMs(99), m.errors)
+			log.Printf("  %-28s rep %d: %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d%s",
+				v.name, rep+1, m.rps(), m.quantileMs(50), m.quantileMs(99), m.errors, cancelledNote(m.load))
 			res[v.name] = append(res[v.name], m)
 		}
 	}
 	return res, nil
+}
+
+// cancelledNote says how many requests the load generator cut off itself,
+// or "" when none.
+func cancelledNote(l load) string {
+	if l.cancelled == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  (%d cancelled by the load generator, unanswered %s after the phase ended; not errors)", l.cancelled, drainTimeout)
 }
 
 // median returns the median over the measurements of f.
@@ -246,7 +255,7 @@ func (r results) problems(variants []variant) []string {
 				out = append(out, where+": no request completed")
 			}
 			if m.errors > 0 {
-				out = append(out, fmt.Sprintf("%s: %d primary errors", where, m.errors))
+				out = append(out, fmt.Sprintf("%s: %d primary errors%s", where, m.errors, m.firstErrorNote()))
 			}
 			if v.copiesAll() && m.accounted() < float64(m.reached) {
 				out = append(out, fmt.Sprintf("%s: /metrics accounts for %.0f copies (outcomes plus in flight), but %d requests passed through", where, m.accounted(), m.reached))

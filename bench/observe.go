@@ -2,8 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
-	"net/http"
+	"log"
 	"os"
 	"strconv"
 	"strings"
@@ -39,15 +40,20 @@ func observe(p *proxyProcess, shadowAddr string, interval time.Duration) *observ
 	start := time.Now()
 	go func() {
 		defer close(o.done)
+		warned := false // about a failed scrape, once
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
 			s := sample{at: time.Since(start)}
 			s.rss, _ = p.memory()
 			s.shadowOpen, s.timeWait = socketsTo(port)
-			if p.adminURL != "" {
-				if m, err := scrape(p.adminURL); err == nil {
+			if p.admin != nil {
+				m, err := scrape(p.admin)
+				if err == nil {
 					s.goroutines = m.value("go_goroutines", nil)
+				} else if !warned {
+					log.Printf("  sampling go_goroutines (the sample is left at 0): %v", err)
+					warned = true
 				}
 			}
 			o.mu.Lock()
@@ -101,17 +107,17 @@ func socketsTo(port int) (open, timeWait int) {
 // metrics is one scrape of a Prometheus endpoint.
 type metrics map[string]*dto.MetricFamily
 
-// scrape reads Caddy's /metrics.
-func scrape(adminURL string) (metrics, error) {
-	resp, err := http.Get(adminURL + "/metrics")
+// scrape reads Caddy's /metrics from its admin endpoint. It fails, saying
+// what came back, unless the answer is a 200 in Prometheus's text format.
+func scrape(admin *adminAPI) (metrics, error) {
+	body, err := admin.get("/metrics", "text/plain")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("scraping /metrics: %v", err)
 	}
-	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("scraping %s: %v; the body begins %q", admin.where("/metrics"), err, excerpt(body))
 	}
 	return metrics(families), nil
 }

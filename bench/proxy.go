@@ -1,189 +1,33 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// mirrorConfig is the mirror handler's config for one variant; nil means
-// plain reverse_proxy.
-type mirrorConfig struct {
-	shadow      string   // shadow kind
-	percent     *float64 // nil: 100
-	matchHeader bool     // a matcher that never matches
-	maxBodySize int64
-	largeBodies string // "" for the default, stream
-	maxInFlight int
-	compare     bool   // compare the shadow's responses with the primary's
-	second      string // a second target's shadow kind; "" for none
-	secondAddr  string // its address, set when the variant is started
-}
-
 // proxyProcess is a running Caddy or nginx.
 type proxyProcess struct {
-	cmd      *exec.Cmd
-	url      string // the front
-	adminURL string // Caddy's admin endpoint; "" for nginx
-	dir      string
+	cmd    *exec.Cmd
+	url    string    // the front, once it is known
+	admin  *adminAPI // Caddy's admin endpoint; nil for nginx
+	dir    string    // its temporary folder, removed by stop
+	output *outputWatcher
+
+	exited  chan struct{} // closed once the process has exited
+	waitErr error         // how it exited, once exited is closed
 }
 
-// freePort returns a loopback port that is free now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// readyProbeClient is the client of the readiness probes.
+var readyProbeClient = &http.Client{Timeout: time.Second}
 
-// caddyJSON is the config of the Caddy under test: reverse_proxy to the
-// primary, behind the mirror when m is set.
-func caddyJSON(port, adminPort int, primary, shadow string, m *mirrorConfig) ([]byte, error) {
-	var handlers []any
-	if m != nil {
-		target := map[string]any{"upstream": "http://" + shadow}
-		if m.percent != nil {
-			target["percent"] = *m.percent
-		}
-		if m.compare {
-			target["compare"] = map[string]any{"headers": []string{"Content-Type"}}
-		}
-		if m.matchHeader {
-			target["match"] = []any{map[string]any{"header": map[string]any{"X-Never-Sent": []string{"yes"}}}}
-		}
-		mirror := map[string]any{"handler": "mirror", "targets": []any{target}}
-		if m.second != "" {
-			target["name"] = "first"
-			mirror["targets"] = []any{target, map[string]any{"name": "second", "upstream": "http://" + m.secondAddr}}
-		}
-		if m.maxBodySize != 0 {
-			mirror["max_body_size"] = m.maxBodySize
-		}
-		if m.maxInFlight != 0 {
-			mirror["max_in_flight"] = m.maxInFlight
-		}
-		if m.largeBodies != "" {
-			mirror["large_bodies"] = m.largeBodies
-		}
-		handlers = append(handlers, mirror)
-	}
-	handlers = append(handlers, map[string]any{
-		"handler":   "reverse_proxy",
-		"upstreams": []any{map[string]any{"dial": primary}},
-	})
-	return json.Marshal(map[string]any{
-		"admin":   map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", adminPort)},
-		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
-		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"front": map[string]any{
-			"listen": []string{fmt.Sprintf("127.0.0.1:%d", port)},
-			"routes": []any{map[string]any{"handle": handlers}},
-		}}}},
-	})
-}
-
-// startCaddy runs the Caddy binary at bin with the given config.
-func startCaddy(bin, cpus string, primary, shadow string, m *mirrorConfig) (*proxyProcess, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	adminPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := caddyJSON(port, adminPort, primary, shadow, m)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "bench-caddy-")
-	if err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(dir, "caddy.json")
-	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
-		return nil, err
-	}
-	p := &proxyProcess{
-		cmd:      pinned(cpus, bin, "run", "--config", cfgPath),
-		url:      fmt.Sprintf("http://127.0.0.1:%d/", port),
-		adminURL: fmt.Sprintf("http://127.0.0.1:%d", adminPort),
-		dir:      dir,
-	}
-	return p, p.start()
-}
-
-// nginxConf mirrors to the shadow the way nginx's documentation does:
-// mirror with mirror_request_body, over keep-alive upstreams, one worker.
-// client_max_body_size 0 takes bodies of any size, as Caddy does.
-const nginxConf = `worker_processes 1;
-user root;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log crit;
-events { worker_connections 8192; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	client_max_body_size 0;
-	upstream primary { server %[3]s; keepalive 256; }
-	upstream shadow { server %[4]s; keepalive 256; }
-	server {
-		listen 127.0.0.1:%[2]d;
-		location / {
-			%[5]s
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_pass http://primary;
-		}
-		location = /__mirror {
-			internal;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_connect_timeout 3s;
-			proxy_read_timeout 10s;
-			proxy_send_timeout 10s;
-			proxy_pass http://shadow$request_uri;
-		}
-	}
-}
-`
-
-// startNginx runs nginx with the equivalent of the Caddy config.
-func startNginx(cpus, primary, shadow string, m *mirrorConfig) (*proxyProcess, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "bench-nginx-")
-	if err != nil {
-		return nil, err
-	}
-	mirror := ""
-	if m != nil {
-		mirror = "mirror /__mirror;\n\t\t\tmirror_request_body on;"
-	}
-	conf := fmt.Sprintf(nginxConf, dir, port, primary, shadow, mirror)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	p := &proxyProcess{
-		cmd: pinned(cpus, "nginx", "-p", dir, "-c", confPath, "-g", "daemon off;"),
-		url: fmt.Sprintf("http://127.0.0.1:%d/", port),
-		dir: dir,
-	}
-	return p, p.start()
-}
+// readyProbeEvery is how often waitServing probes the front.
+const readyProbeEvery = 50 * time.Millisecond
 
 // pinned builds a command, under taskset when cpus is set.
 func pinned(cpus, name string, args ...string) *exec.Cmd {
@@ -193,23 +37,63 @@ func pinned(cpus, name string, args ...string) *exec.Cmd {
 	return exec.Command(name, args...)
 }
 
+// start starts the process in its own process group, its output going to
+// p.output, and notes when it exits.
 func (p *proxyProcess) start() error {
-	p.cmd.Stdout = os.Stderr
-	p.cmd.Stderr = os.Stderr
+	p.cmd.Stdout = p.output
+	p.cmd.Stderr = p.output
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.exited = make(chan struct{})
 	if err := p.cmd.Start(); err != nil {
-		return err
+		_ = os.RemoveAll(p.dir)
+		return fmt.Errorf("starting %s: %v", p.cmd.Path, err)
 	}
-	client := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := client.Get(p.url); err == nil {
-			resp.Body.Close()
-			client.CloseIdleConnections()
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	return nil
+}
+
+// await waits for a value on ch until deadline; what says in an error
+// what was awaited. It fails as soon as the process exits.
+func (p *proxyProcess) await(ch <-chan string, deadline time.Time, what string) (string, error) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-p.exited:
+		return "", fmt.Errorf("%s exited (%v) before %s; its last output:%s", p.cmd.Path, p.waitErr, what, p.output.lastLines())
+	case <-timer.C:
+		return "", fmt.Errorf("%s gave no %s in time; its last output:%s", p.cmd.Path, what, p.output.lastLines())
+	}
+}
+
+// waitServing polls url until the process answers it, with a body that
+// accept takes when accept is set, or exits, or deadline passes.
+func (p *proxyProcess) waitServing(url string, deadline time.Time, accept func(body []byte) bool) error {
+	defer readyProbeClient.CloseIdleConnections()
+	last := "no answer yet"
+	for {
+		body, err := getURL(readyProbeClient, url, "")
+		if err == nil && (accept == nil || accept(body)) {
 			return nil
 		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("another server answered: %q", excerpt(body))
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited (%v) before it answered on %s; its last output:%s", p.cmd.Path, p.waitErr, url, p.output.lastLines())
+		case <-time.After(readyProbeEvery):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer on %s in time (last probe: %s); its last output:%s", p.cmd.Path, url, last, p.output.lastLines())
+		}
 	}
-	p.stop()
-	return fmt.Errorf("%s did not start serving %s", p.cmd.Path, p.url)
 }
 
 // stop ends the process group and waits for it.
@@ -217,17 +101,15 @@ func (p *proxyProcess) stop() {
 	// SIGTERM, as nginx wants it (a SIGKILLed master leaves its workers
 	// behind); SIGKILL only for a process still there after stopGrace
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		_ = p.cmd.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(stopGrace):
 		log.Printf("  %s did not exit within %s of SIGTERM: killed", p.cmd.Path, stopGrace)
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+		<-p.exited
+	}
+	if p.admin != nil {
+		p.admin.close()
 	}
 	_ = os.RemoveAll(p.dir)
 }

@@ -337,7 +337,7 @@ func streamedUploads(cfg *config, env *environment) ([]section, error) {
 			"nginx, when installed, runs the same uploads beside it: proxy_pass reads the whole body to a file before it sends it to the primary, " +
 			"and so does the mirror with mirror_request_body on, which then holds the client's keep-alive connection until the copy has been sent and answered " +
 			"(10 s timeouts), so that the next upload on it waits: at 1 MiB/s that is the whole body's size in seconds. " +
-			"An upload still waiting when the phase ends is not counted, so nginx's p50 there is that of the few that completed: read its req/s.",
+			"An upload still waiting " + drainTimeout.String() + " after the phase ends (the drain) is cancelled by the load generator and not counted, so nginx's p50 there is that of the few that completed: read its req/s.",
 		target: "Upload p50 ≤ 1.3 times the baseline's with a fast shadow, ≤ 1.05 with a slow one (Caddy's variants; nginx's are measured, not judged).",
 	}
 	for _, size := range []int{8 << 20, 256 << 20} {

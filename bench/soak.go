@@ -43,7 +43,7 @@ func runSoak(cfg *config, env *environment, sc soakConfig) error {
 	defer q.close()
 
 	// the readiness probe that startCaddy sent was copied too
-	before, err := scrape(p.adminURL)
+	before, err := scrape(p.admin)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func runSoak(cfg *config, env *environment, sc soakConfig) error {
 	// request sent must have exactly one outcome.
 	var m metrics
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		if m, err = scrape(p.adminURL); err != nil {
+		if m, err = scrape(p.admin); err != nil {
 			return err
 		}
 		if m.value("caddy_http_mirror_in_flight", nil) == 0 || time.Now().After(deadline) {
@@ -144,7 +144,7 @@ func writeSoak(cfg *config, sc soakConfig, l load, samples []sample, before, out
 	firstGor, lastGor := slices.Max(peaksGor[:max(half, 1)]), slices.Max(peaksGor[half:])
 	check(lastRSS <= firstRSS*1.1+16<<20, "RSS flat: highest cycle peak in the second half %s vs %s in the first (flat: within 10%% + 16 MiB)", mib(int64(lastRSS)), mib(int64(firstRSS)))
 	check(lastGor <= firstGor*1.1+64, "goroutines flat: highest cycle peak in the second half %.0f vs %.0f in the first (flat: within 10%% + 64)", lastGor, firstGor)
-	check(l.errors == 0, "primary errors: %d of %d requests", l.errors, l.sent)
+	check(l.errors == 0, "primary errors: %d of %d requests%s", l.errors, l.sent, l.firstErrorNote())
 	check(counted == float64(l.sent), "mirror outcomes add up to the requests sent: %.0f counted (%s) for %d sent", counted, strings.Join(names, ", "), l.sent)
 	b.WriteString("\n![RSS and goroutines over the soak](soak.png)\n")
 

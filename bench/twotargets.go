@@ -19,14 +19,14 @@ func twoTargets(cfg *config, env *environment) ([]section, error) {
 	const conns = 8
 	q := newRequester(p.url, conns, http.MethodGet, nil, primaryBody)
 	defer q.close()
-	before, err := scrape(p.adminURL)
+	before, err := scrape(p.admin)
 	if err != nil {
 		return nil, err
 	}
 	obs := observe(p, env.shadows[shadowHanging], 250*time.Millisecond)
 	l := closedLoop(q, conns, cfg.phase)
 	samples := obs.finish()
-	after, err := scrape(p.adminURL)
+	after, err := scrape(p.admin)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func twoTargets(cfg *config, env *environment) ([]section, error) {
 	sec.tables = append(sec.tables, mdTable([]string{"target", "copies", "mirrored", "dropped_in_flight", "dropped_concurrency", "cancelled_late", "in flight at end"}, rows),
 		fmt.Sprintf("%d requests, %.0f req/s, %d primary errors; at most %d sockets to the hanging shadow at once, not in TIME_WAIT (those being closed after a cancel included).", l.completed, l.rps(), l.errors, peakOpen))
 	if l.errors > 0 {
-		sec.problems = append(sec.problems, fmt.Sprintf("%d primary errors", l.errors))
+		sec.problems = append(sec.problems, fmt.Sprintf("%d primary errors%s", l.errors, l.firstErrorNote()))
 	}
 	return []section{sec}, nil
 }
