@@ -146,7 +146,7 @@ func (b *teeBody) startStreaming() {
 	}
 	b.streams = make([]*streamBody, len(b.copies))
 	for i := range b.copies {
-		b.streams[i] = newStreamBody(prefix, int(b.h.StreamWindow), length)
+		b.streams[i] = newStreamBody(prefix, int(b.h.StreamWindow), b.h.slack, length)
 		b.copies[i].stream = b.streams[i]
 	}
 	b.h.dispatch(b.copies, nil)

@@ -39,8 +39,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        fail_duration <duration>
 //	        # the target's adaptive limit on copies in flight
 //	        concurrency {
-//	            floor   <n>
-//	            ceiling <n>
+//	            floor    <n>
+//	            ceiling  <n>
+//	            max_wait <duration>
 //	            fixed
 //	        }
 //	        transport   <module> { ... }
@@ -61,8 +62,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_body_size <size>
 //	    large_bodies  stream|skip
 //	    stream_window <size>
+//	    stream_slack  <size>
 //	    max_stream_size <size>
 //	    max_in_flight <n>
+//	    marker        <value>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -93,7 +96,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Targets = append(h.Targets, t)
 
-		case "max_body_size", "stream_window", "max_stream_size":
+		case "max_body_size", "stream_window", "max_stream_size", "stream_slack":
 			name := d.Val()
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -108,6 +111,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			switch name {
 			case "max_body_size":
 				h.MaxBodySize = int64(size)
+			case "stream_slack":
+				h.StreamSlack = int64(size)
+				if size == 0 {
+					h.StreamSlack = -1 // none; absent is the default
+				}
 			case "stream_window":
 				if size < minStreamWindow || size > maxStreamWindow {
 					return d.Errf("invalid stream_window '%s': must be between 4KiB and 1GiB", d.Val())
@@ -116,6 +124,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				h.MaxStreamSize = int64(size)
 			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		case "marker":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Marker = d.Val()
 			if d.NextArg() {
 				return d.ArgErr()
 			}

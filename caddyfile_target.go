@@ -263,6 +263,18 @@ func unmarshalConcurrencyOption(d *caddyfile.Dispenser, c *Concurrency) error {
 	switch name := d.Val(); name {
 	case "fixed":
 		c.Fixed = true
+	case "max_wait":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		dur, err := caddy.ParseDuration(d.Val())
+		if err != nil || dur < 0 {
+			return d.Errf("invalid max_wait '%s': must be a non-negative duration (0: never wait)", d.Val())
+		}
+		c.MaxWait = caddy.Duration(dur)
+		if dur == 0 {
+			c.MaxWait = -1 // never; absent is the default
+		}
 	case "floor", "ceiling":
 		if !d.NextArg() {
 			return d.ArgErr()

@@ -302,10 +302,26 @@ var (
 	errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
 )
 
+// maxZstdWindow is the largest zstd window a comparison decodes with, the
+// most that browsers accept in a Content-Encoding (RFC 8878 recommends
+// that decoders support 8 MB); a frame that asks for more is a body
+// error, and costs no allocation.
+const maxZstdWindow = 8 << 20
+
+// decodeSlots bounds how many bodies are decompressed at once, across
+// every comparison of the process: each decoder may hold a window (up to
+// 16 MiB for br, maxZstdWindow for zstd, 32 KiB for gzip) that a shadow
+// chooses with a few bytes, so the decoders' memory is at most
+// cap(decodeSlots) of those windows whatever the shadows send.
+var decodeSlots = make(chan struct{}, 4)
+
 // decompress writes raw, decoded from encoding, to dst, failing with
 // errTooLarge past limit bytes. It uses the decoders that Caddy's encode
-// module uses for gzip and zstd, and andybalholm/brotli for br.
+// module uses for gzip and zstd, and andybalholm/brotli for br. It waits
+// for one of decodeSlots.
 func decompress(dst *bytes.Buffer, encoding string, raw []byte, limit int64) error {
+	decodeSlots <- struct{}{}
+	defer func() { <-decodeSlots }()
 	var r io.Reader
 	switch encoding {
 	case "gzip", "x-gzip":
@@ -337,6 +353,7 @@ func decompress(dst *bytes.Buffer, encoding string, raw []byte, limit int64) err
 }
 
 var zstdPool = sync.Pool{New: func() any {
-	zr, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	zr, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(maxZstdWindow))
 	return zr
 }}

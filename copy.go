@@ -54,22 +54,30 @@ func (t *Target) newCopy(r *http.Request) *http.Request {
 		cp = cp.WithContext(r.Context()) // ApplyToRequest reads the replacer from it
 		t.Headers.ApplyToRequest(cp)
 	}
-	hdr[markerHeader] = []string{"1"} // last, so no edit can remove it
+	hdr[markerHeader] = []string{t.marker} // last, so no edit can remove it
 	return cp
 }
 
 // copyURL addresses src's path and raw query to t's upstream, after the
-// upstream's path prefix, keeping escaped characters as they were.
+// upstream's path prefix, keeping escaped characters as they were. Under
+// a prefix, the path's dot segments are resolved first (see prefix.go);
+// admit has refused a path that hides any.
 func (t *Target) copyURL(src *url.URL) *url.URL {
 	u := &url.URL{
 		Scheme:     t.url.Scheme,
 		Host:       t.url.Host,
-		Path:       t.pathPrefix + src.Path,
+		Path:       src.Path,
+		RawPath:    src.RawPath,
 		RawQuery:   src.RawQuery,
 		ForceQuery: src.ForceQuery,
 	}
-	if src.RawPath != "" || t.rawPrefix != t.pathPrefix {
-		u.RawPath = t.rawPrefix + src.EscapedPath()
+	if t.pathPrefix == "" {
+		return u
+	}
+	escaped := removeDotSegments(src.EscapedPath())
+	u.RawPath = t.rawPrefix + escaped
+	if path, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = path
 	}
 	return u
 }

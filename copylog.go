@@ -53,14 +53,14 @@ func injectedHeaderNames(ops *headers.HeaderOps) (names []string, all bool) {
 
 // withoutInjectedHeaders returns hdr, or a copy of it without the fields
 // that t's header edits write. It runs only when a line is logged.
+// The loop marker is never shown either: whoever reads it could pass a
+// request off as a copy.
 func (t *Target) withoutInjectedHeaders(hdr http.Header) http.Header {
 	if t.hideAllHeaders {
 		return nil
 	}
-	if len(t.injectedHeaders) == 0 {
-		return hdr
-	}
 	shown := hdr.Clone()
+	delete(shown, markerHeader)
 	for _, name := range t.injectedHeaders {
 		delete(shown, name)
 	}

@@ -139,10 +139,16 @@ func (h *Handler) compareCopy(ctx context.Context, c pendingCopy) {
 	select {
 	case <-c.ex.primary.done:
 	case <-ctx.Done():
-		if h.copyCtx.Err() == nil { // not an unload: the primary outlived the timeout
-			t.skipCompare(skippedStreaming)
+		select {
+		case <-c.ex.primary.done:
+			// the primary is done too: what the shadow sent before its
+			// time ran out is compared, and differs if it was cut
+		default:
+			if h.copyCtx.Err() == nil { // not an unload: the primary outlived the timeout
+				t.skipCompare(skippedStreaming)
+			}
+			return
 		}
-		return
 	}
 	primary := c.ex.primary
 	switch {
@@ -171,7 +177,7 @@ func (h *Handler) compareCopy(ctx context.Context, c pendingCopy) {
 	result, verdicts := t.judge(c.ex, primary, c.response, noise)
 	t.compared(result, c.response.duration, primary.duration)
 	if result == mismatch {
-		if ce := h.sampledLogger.Check(zapcore.InfoLevel, "mirror response differs"); ce != nil {
+		if ce := t.sampledLogger.Check(zapcore.InfoLevel, "mirror response differs"); ce != nil {
 			ce.Write(
 				zap.String("target", t.label),
 				zap.String("method", c.ex.method),

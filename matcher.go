@@ -39,8 +39,9 @@ func (t *Target) selects(r *http.Request) bool {
 }
 
 // unsupported reports whether r can never be copied, and why: it is
-// itself a copy (which would make a mirror loop), or it opens a tunnel
-// or upgrades the connection, which a one-shot copy cannot reproduce.
+// itself a copy (which would make a mirror loop; screenMarker has removed
+// any marker that is not this process's), or it opens a tunnel or
+// upgrades the connection, which a one-shot copy cannot reproduce.
 func unsupported(r *http.Request) (outcome, bool) {
 	if _, ok := r.Header[markerHeader]; ok {
 		return skippedLoop, true

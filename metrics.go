@@ -21,6 +21,7 @@ const (
 	skippedBodyIncomplete                // the body was not read to its end
 	skippedUnsupported                   // an Upgrade or CONNECT request
 	skippedLoop                          // the request is itself a copy
+	skippedUnsafePath                    // the path hides dot segments that could leave the target's prefix
 	cutOffSlow                           // a streamed copy's shadow fell stream_window behind
 	cutOffIncomplete                     // a streamed body was not read to its end
 	cutOffTooLarge                       // a streamed body grew past max_stream_size
@@ -39,6 +40,7 @@ var outcomeNames = [numOutcomes]string{
 	skippedBodyIncomplete: "skipped_body_incomplete",
 	skippedUnsupported:    "skipped_unsupported",
 	skippedLoop:           "skipped_loop",
+	skippedUnsafePath:     "skipped_unsafe_path",
 	cutOffSlow:            "cut_off_slow",
 	cutOffIncomplete:      "cut_off_incomplete",
 	cutOffTooLarge:        "cut_off_too_large",
@@ -57,6 +59,7 @@ type mirrorMetrics struct {
 	inFlight *prometheus.GaugeVec
 
 	concurrencyLimit *prometheus.GaugeVec
+	waiting          *prometheus.GaugeVec
 
 	compares     *prometheus.CounterVec
 	latencyRatio *prometheus.HistogramVec
@@ -94,6 +97,12 @@ func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
 			Name:      "concurrency_limit",
 			Help:      "How many copies each mirror target may have in flight now, a limit that adapts to the target.",
 		}, []string{"target"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "waiting",
+			Help:      "Copies waiting for a slot under each mirror target's concurrency limit, holding their body and no connection.",
+		}, []string{"target"}),
 		compares: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns,
 			Subsystem: sub,
@@ -125,6 +134,9 @@ func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
 		return nil, err
 	}
 	if m.concurrencyLimit, err = register(reg, m.concurrencyLimit); err != nil {
+		return nil, err
+	}
+	if m.waiting, err = register(reg, m.waiting); err != nil {
 		return nil, err
 	}
 	if m.compares, err = register(reg, m.compares); err != nil {

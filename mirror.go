@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -72,6 +71,15 @@ type Handler struct {
 	// Default: 4194304 (4 MiB).
 	StreamWindow int64 `json:"stream_window,omitempty"`
 
+	// How many bytes, shared by all of this handler's streamed copies, a
+	// copy that has fallen stream_window behind may hold beyond its window,
+	// for at most a second, before it is cut off (see stream.go): a fast
+	// shadow's transport stalled for a moment by a busy machine lets the
+	// primary run ahead of it by the window in milliseconds. -1 (in the
+	// Caddyfile, stream_slack 0) lends nothing: a copy is cut off as soon
+	// as it is a window behind. Default: 67108864 (64 MiB).
+	StreamSlack int64 `json:"stream_slack,omitempty"`
+
 	// The largest body, in bytes, that is streamed. A body known from its
 	// Content-Length to be larger is not copied (skipped_body_too_large);
 	// one that grows past it is cut off (cut_off_too_large). Must not be
@@ -89,6 +97,17 @@ type Handler struct {
 	// slot. Must not be negative. Default: 1024.
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 
+	// The value of the Caddy-Mirror header that marks this handler's
+	// copies (see marker.go): a request that arrives with a marker of
+	// this process is a copy coming back and is not copied again, and one
+	// with any other Caddy-Mirror value has the header removed, so that a
+	// client can neither keep its requests out of the mirror nor pass
+	// them off as copies. Placeholders known at load, such as {env.*}, are
+	// expanded. Set the same value on Caddy instances that mirror to each
+	// other's shadows, so that each recognises the other's copies.
+	// Default: a random value made when the process starts.
+	Marker string `json:"marker,omitempty"`
+
 	copyCtx         context.Context // parent of every copy; cancelled by Cleanup
 	cancel          context.CancelFunc
 	inFlight        *atomic.Int64
@@ -96,15 +115,18 @@ type Handler struct {
 	closed          bool
 	wg              *sync.WaitGroup
 	logger          *zap.Logger
-	sampledLogger   *zap.Logger // so that a dead or diverging mirror cannot flood the log
-	comparing       bool        // a target compares its responses
-	keepPrimaryBody int64       // how much of the primary's body comparisons need
+	comparing       bool         // a target compares its responses
+	keepPrimaryBody int64        // how much of the primary's body comparisons need
+	slack           *streamSlack // what lagging streamed copies borrow from
+	marker          string       // the marker's value on this handler's copies
+	markerHeld      bool         // marker is in the markers pool
 }
 
 const (
 	defaultMaxBodySize  = 1 << 20
 	defaultMaxInFlight  = 1024
 	defaultStreamWindow = 4 << 20
+	defaultStreamSlack  = 64 << 20
 	minStreamWindow     = 4096
 	maxStreamWindow     = 1 << 30
 	defaultTimeout      = 10 * time.Second
@@ -119,10 +141,6 @@ const (
 	// discarded) so that its connection can be reused; past that the
 	// connection is closed instead.
 	maxDrainBytes = 256 << 10
-
-	// markerHeader is set on every copy; a request that already carries it
-	// is never copied again, which breaks mirror loops.
-	markerHeader = "Caddy-Mirror"
 )
 
 // CaddyModule returns the Caddy module information.
@@ -136,10 +154,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision implements caddy.Provisioner.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.sampledLogger = h.logger.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
-		// at most one line per message per second
-		return zapcore.NewSamplerWithOptions(core, time.Second, 1, 0)
-	}))
 	// Copies outlive the client's request but not the config: Cleanup
 	// cancels this context after a grace period. It is detached from ctx
 	// because Caddy cancels ctx before it calls Cleanup.
@@ -164,7 +178,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.StreamWindow == 0 {
 		h.StreamWindow = defaultStreamWindow
 	}
+	h.slack = new(streamSlack)
+	switch {
+	case h.StreamSlack == 0:
+		h.slack.left.Store(defaultStreamSlack)
+	case h.StreamSlack > 0:
+		h.slack.left.Store(h.StreamSlack)
+	}
 
+	if err := h.provisionMarker(); err != nil {
+		return err
+	}
 	metrics, err := newMirrorMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -174,6 +198,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if t == nil {
 			return fmt.Errorf("targets[%d]: target is empty", i)
 		}
+		t.marker = h.marker
 		if err := t.provision(ctx, metrics, max(h.MaxInFlight, 1), share); err != nil {
 			return fmt.Errorf("targets[%d]: %v", i, err)
 		}
@@ -205,6 +230,9 @@ func (h *Handler) Validate() error {
 	if h.StreamWindow < minStreamWindow || h.StreamWindow > maxStreamWindow {
 		return fmt.Errorf("stream_window must be between %d and %d bytes, got %d", minStreamWindow, maxStreamWindow, h.StreamWindow)
 	}
+	if h.StreamSlack < -1 {
+		return fmt.Errorf("stream_slack must be -1 (none) or a size, got %d", h.StreamSlack)
+	}
 	if h.MaxStreamSize < 0 {
 		return fmt.Errorf("max_stream_size must not be negative, got %d", h.MaxStreamSize)
 	}
@@ -228,10 +256,12 @@ func (h *Handler) Cleanup() error {
 	if h.mu != nil { // provisioned
 		h.stopCopies()
 	}
+	h.releaseMarker()
 	for _, t := range h.Targets {
 		if t == nil {
 			continue
 		}
+		t.releaseShadowState()
 		// only now that no copy can still be comparing
 		if t.report != nil {
 			_, _ = reports.Delete(t.label)
@@ -270,6 +300,7 @@ func (h *Handler) stopCopies() {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
+	screenMarker(r)
 	var copies []pendingCopy
 	for _, t := range h.Targets {
 		if !t.selects(r) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -110,15 +111,23 @@ type Target struct {
 	pathPrefix  string   // decoded path prefix, without a trailing slash
 	rawPrefix   string   // the same prefix, escaped
 	label       string   // the target label in metrics and logs
+	marker      string   // the handler's loop marker, set on every copy
 	timeout     time.Duration
 	matcherSets caddyhttp.MatcherSets
 	sampler     *sampler
 	health      *health
 	counters    [numOutcomes]prometheus.Counter
 	inFlight    prometheus.Gauge
-	durations   prometheus.ObserverVec
-	limit       *concurrencyLimit
-	limitGauge  prometheus.Gauge
+	// sampledLogger logs at most one line per message per second for this
+	// target, so that a dead or diverging target cannot flood the log, nor
+	// hide another target's lines
+	sampledLogger *zap.Logger
+	durations     prometheus.ObserverVec
+	state         *shadowState // the shadow's limit and breaker, shared across configs
+	stateKey      string
+	limit         *concurrencyLimit
+	limitGauge    prometheus.Gauge
+	waitingGauge  prometheus.Gauge // copies waiting for a slot
 
 	injectedHeaders []string // header fields whose values Headers writes, never logged
 	hideAllHeaders  bool     // Headers rewrites every field: log no header values
@@ -158,9 +167,17 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 		t.timeout = defaultTimeout
 	}
 	t.sampler = newSampler(t.Percent, t.SampleBy, t.MaxRate)
+	if err := t.loadShadowState(); err != nil {
+		return err
+	}
+	t.sampledLogger = ctx.Logger().WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
+		// at most one line per message per second, for each target
+		return zapcore.NewSamplerWithOptions(core, time.Second, 1, 0)
+	}))
 	t.provisionHealth(ctx.Logger())
 	t.limitGauge = metrics.concurrencyLimit.WithLabelValues(t.label)
-	t.provisionConcurrency(share)
+	t.waitingGauge = metrics.waiting.WithLabelValues(t.label)
+	t.provisionConcurrency(share, ctx.Logger())
 
 	if err := t.provisionMatchers(ctx); err != nil {
 		return err
@@ -241,7 +258,7 @@ func (t *Target) provisionHealth(logger *zap.Logger) {
 	if failDuration == 0 {
 		failDuration = defaultFailDuration
 	}
-	t.health = newHealth(maxFails, failDuration, func(healthy bool) {
+	t.health.configure(maxFails, failDuration, func(healthy bool) {
 		if healthy {
 			logger.Info("mirror target healthy again", zap.String("target", t.label))
 			return
@@ -279,5 +296,20 @@ func (t *Target) skipCompare(r compareResult) {
 
 // observe records the duration of a completed exchange.
 func (t *Target) observe(status int, d time.Duration) {
-	t.durations.WithLabelValues(strconv.Itoa(status)).Observe(d.Seconds())
+	t.durations.WithLabelValues(codeLabel(status)).Observe(d.Seconds())
+}
+
+// codeLabel is the code label value of a status: the code itself when
+// net/http knows it (about 60 registered codes), its class such as "5xx"
+// for another code from 100 to 599, and "other" beyond, so that a shadow
+// cycling through made-up statuses makes at most 66 label values.
+func codeLabel(status int) string {
+	switch {
+	case http.StatusText(status) != "":
+		return strconv.Itoa(status)
+	case status >= 100 && status <= 599:
+		return strconv.Itoa(status/100) + "xx"
+	default:
+		return "other"
+	}
 }

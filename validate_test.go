@@ -1,12 +1,14 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -140,28 +142,32 @@ func TestTLSTransportUpgradesHTTPUpstream(t *testing.T) {
 
 func TestTransportWithDefaults(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		raw   string
-		https bool
-		want  string
+		name    string
+		raw     string
+		https   bool
+		want    string
+		timeout time.Duration // the target's; 10s when zero
 	}{
 		{"default http", ``, false,
-			`{"protocol":"http","compression":false,"keep_alive":{"max_idle_conns_per_host":256}}`},
-		{"default https gets tls", ``, true,
-			`{"protocol":"http","tls":{},"compression":false,"keep_alive":{"max_idle_conns_per_host":256}}`},
-		{"user settings are kept", `{"protocol":"http","compression":true,"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`, false,
-			`{"protocol":"http","compression":true,"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`},
-		{"other keep_alive settings are kept", `{"protocol":"http","keep_alive":{"idle_timeout":"1m"}}`, false,
-			`{"protocol":"http","compression":false,"keep_alive":{"idle_timeout":"1m","max_idle_conns_per_host":256}}`},
+			`{"protocol":"http","compression":false,"dial_timeout":"3s","max_response_header_size":65536,"keep_alive":{"max_idle_conns_per_host":256}}`, 0},
+		{"default https gets tls and a handshake timeout", ``, true,
+			`{"protocol":"http","tls":{"handshake_timeout":"5s"},"compression":false,"dial_timeout":"3s","max_response_header_size":65536,"keep_alive":{"max_idle_conns_per_host":256}}`, 0},
+		{"user settings are kept", `{"protocol":"http","compression":true,"dial_timeout":"1s","max_response_header_size":1024,"tls":{"handshake_timeout":"20s"},"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`, false,
+			`{"protocol":"http","compression":true,"dial_timeout":"1s","max_response_header_size":1024,"tls":{"handshake_timeout":"20s"},"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`, 0},
+		{"other keep_alive and tls settings are kept", `{"protocol":"http","keep_alive":{"idle_timeout":"1m"},"tls":{"insecure_skip_verify":true}}`, false,
+			`{"protocol":"http","compression":false,"dial_timeout":"3s","max_response_header_size":65536,"tls":{"insecure_skip_verify":true,"handshake_timeout":"5s"},"keep_alive":{"idle_timeout":"1m","max_idle_conns_per_host":256}}`, 0},
 		{"other transports untouched", `{"protocol":"fastcgi","root":"/srv"}`, false,
-			`{"protocol":"fastcgi","root":"/srv"}`},
+			`{"protocol":"fastcgi","root":"/srv"}`, 0},
+		{"a short timeout shortens the dial and the handshake", `{"protocol":"http","tls":{}}`, false,
+			`{"protocol":"http","compression":false,"dial_timeout":"1.5s","max_response_header_size":65536,"tls":{"handshake_timeout":"1.5s"},"keep_alive":{"max_idle_conns_per_host":256}}`, 1500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var raw json.RawMessage
 			if tc.raw != "" {
 				raw = json.RawMessage(tc.raw)
 			}
-			got, err := transportWithDefaults(raw, tc.https, 256)
+			timeout := cmp.Or(tc.timeout, 10*time.Second)
+			got, err := transportWithDefaults(raw, tc.https, 256, timeout)
 			if err != nil {
 				t.Fatalf("transportWithDefaults(%s) error: %v", tc.raw, err)
 			}
