@@ -15,7 +15,7 @@ func (h *Handler) admit(t *Target, r *http.Request) (probe bool, reason outcome,
 	if t.pathPrefix != "" && !safeUnderPrefix(r.URL.EscapedPath()) {
 		return false, skippedUnsafePath, false
 	}
-	if r.ContentLength > h.MaxBodySize && (!h.streams() || h.MaxStreamSize > 0 && r.ContentLength > h.MaxStreamSize) {
+	if r.ContentLength > h.MaxBodySize && t.copiesBody() && (!h.streams() || h.MaxStreamSize > 0 && r.ContentLength > h.MaxStreamSize) {
 		return false, skippedBodyTooLarge, false
 	}
 	if !t.sampler.allow() {

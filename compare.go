@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Compare configures how a target's responses are compared with the
@@ -106,9 +108,7 @@ func (c *Compare) provision() {
 
 // validate checks c's configured values; it changes nothing.
 func (c *Compare) validate() error {
-	switch c.Body {
-	case "", "auto", "json", "bytes", "off":
-	default:
+	if c.Body != "" && !validCompareBody(c.Body) {
 		return fmt.Errorf("compare.body must be auto, json, bytes or off, got %q", c.Body)
 	}
 	if c.MaxBodySize < 0 {
@@ -121,14 +121,39 @@ func (c *Compare) validate() error {
 		return fmt.Errorf("compare.samples must not be negative, got %d", *c.Samples)
 	}
 	for i, p := range c.Ignore {
-		if p != "" && !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("compare.ignore[%d]: %q is not a JSON pointer: it must start with /", i, p)
+		if err := checkPointer(p); err != nil {
+			return fmt.Errorf("compare.ignore[%d]: %q %v", i, p, err)
 		}
 	}
 	for i, name := range c.Headers {
-		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
-			return fmt.Errorf("compare.headers[%d]: %q is not a header field name", i, name)
+		if err := checkHeaderName(name); err != nil {
+			return fmt.Errorf("compare.headers[%d]: %q %v", i, name, err)
 		}
+	}
+	return nil
+}
+
+// validCompareBody reports whether v is a value of compare.body.
+func validCompareBody(v string) bool {
+	switch v {
+	case "auto", "json", "bytes", "off":
+		return true
+	}
+	return false
+}
+
+// checkPointer checks a JSON pointer of compare.ignore.
+func checkPointer(p string) error {
+	if p != "" && !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("is not a JSON pointer: it must start with /")
+	}
+	return nil
+}
+
+// checkHeaderName checks a header field name of compare.headers.
+func checkHeaderName(name string) error {
+	if !httpguts.ValidHeaderFieldName(name) {
+		return fmt.Errorf("is not a header field name")
 	}
 	return nil
 }

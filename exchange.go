@@ -49,7 +49,7 @@ func (h *Handler) prepareComparison(r *http.Request, copies []pendingCopy) ([]pe
 			cmp.noise.count(reason)
 			continue
 		}
-		copies = append(copies, pendingCopy{target: cmp.noise, req: cmp.noise.newCopy(r), probe: probe})
+		copies = append(copies, newPendingCopy(cmp.noise, r, probe))
 	}
 	if !comparing {
 		return copies, nil

@@ -115,11 +115,12 @@ type Handler struct {
 	closed          bool
 	wg              *sync.WaitGroup
 	logger          *zap.Logger
-	comparing       bool         // a target compares its responses
-	keepPrimaryBody int64        // how much of the primary's body comparisons need
-	slack           *streamSlack // what lagging streamed copies borrow from
-	marker          string       // the marker's value on this handler's copies
-	markerHeld      bool         // marker is in the markers pool
+	comparing       bool            // a target compares its responses
+	keepPrimaryBody int64           // how much of the primary's body comparisons need
+	slack           *streamSlack    // what lagging streamed copies borrow from
+	marker          string          // the marker's value on this handler's copies
+	markerHeld      bool            // marker is in the markers pool
+	claimed         []comparingName // the names its comparing targets hold
 }
 
 const (
@@ -206,6 +207,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := linkTargets(h.Targets); err != nil {
 		return err
 	}
+	if err := h.claimComparingNames(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	for _, t := range h.Targets {
 		h.comparing = h.comparing || t.Compare != nil
 		h.keepPrimaryBody = max(h.keepPrimaryBody, t.keepBody)
@@ -257,6 +261,7 @@ func (h *Handler) Cleanup() error {
 		h.stopCopies()
 	}
 	h.releaseMarker()
+	h.releaseComparingNames()
 	for _, t := range h.Targets {
 		if t == nil {
 			continue
@@ -311,7 +316,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			t.count(reason)
 			continue
 		}
-		copies = append(copies, pendingCopy{target: t, req: t.newCopy(r), probe: probe})
+		copies = append(copies, newPendingCopy(t, r, probe))
 	}
 	if len(copies) == 0 {
 		return next.ServeHTTP(w, r)
@@ -329,9 +334,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			defer func() { ex.finishPrimary(!routeReturned || err != nil && r.Context().Err() != nil) }()
 		}
 	}
+	noteInAccessLog(r, copies)
 
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		h.dispatch(copies, nil)
+		err = next.ServeHTTP(w, r)
+		routeReturned = true
+		return err
+	}
+	// copies without a body go at once; the others wait for it
+	if copies = h.dispatchBodiless(copies); len(copies) == 0 {
 		err = next.ServeHTTP(w, r)
 		routeReturned = true
 		return err
@@ -346,6 +358,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	routeReturned = true
 	tee.settle(skippedBodyIncomplete) // a no-op if the body was read to the end
 	return err
+}
+
+// dispatchBodiless dispatches, with no body, the copies whose targets copy
+// no request body, and returns the others.
+func (h *Handler) dispatchBodiless(copies []pendingCopy) []pendingCopy {
+	var bodiless []pendingCopy
+	for _, c := range copies {
+		if !c.target.copiesBody() {
+			bodiless = append(bodiless, c)
+		}
+	}
+	if len(bodiless) == 0 {
+		return copies
+	}
+	h.dispatch(bodiless, nil)
+	kept := copies[:0]
+	for _, c := range copies {
+		if c.target.copiesBody() {
+			kept = append(kept, c)
+		}
+	}
+	return kept
+}
+
+// noteInAccessLog adds to the request's access log line the targets it is
+// copied to, as the field mirrored_to.
+func noteInAccessLog(r *http.Request, copies []pendingCopy) {
+	extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields)
+	if !ok {
+		return
+	}
+	names := make([]string, len(copies))
+	for i, c := range copies {
+		names[i] = c.target.label
+	}
+	extra.Add(zap.Strings("mirrored_to", names))
 }
 
 // dispatch starts one goroutine per copy. body holds the complete request

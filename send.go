@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // send performs one copy and records its outcome, in the copy's own
@@ -176,7 +178,7 @@ func (h *Handler) logOutcome(c pendingCopy, r exchangeResult) {
 		if ce := h.logger.Check(zapcore.DebugLevel, "mirrored request"); ce != nil {
 			ce.Write(
 				zap.String("target", t.label),
-				zap.Object("request", loggableCopy{r.req, t}),
+				zap.Object("request", loggableCopy{r.req, t, c.clientIP}),
 				zap.Int("status", r.status),
 				zap.Int64("response_bytes_read", r.drained),
 				zap.Duration("duration", r.duration),
@@ -192,7 +194,7 @@ func (h *Handler) logOutcome(c pendingCopy, r exchangeResult) {
 		if ce := t.sampledLogger.Check(zapcore.WarnLevel, msg); ce != nil {
 			ce.Write(
 				zap.String("target", t.label),
-				zap.Object("request", loggableCopy{r.req, t}),
+				zap.Object("request", loggableCopy{r.req, t, c.clientIP}),
 				zap.Duration("duration", r.duration),
 				zap.Error(err),
 			)
@@ -242,13 +244,20 @@ func (c pendingCopy) context(parent context.Context, timeout time.Duration) (con
 	return context.WithTimeout(parent, timeout)
 }
 
+// newPendingCopy prepares r's copy to t, admitted as a probe or not.
+func newPendingCopy(t *Target, r *http.Request, probe bool) pendingCopy {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return pendingCopy{target: t, req: t.newCopy(r), clientIP: ip, probe: probe}
+}
+
 // pendingCopy is a copy that has been admitted but not yet sent: its
 // request is fully prepared, every placeholder already resolved.
 type pendingCopy struct {
-	target *Target
-	req    *http.Request
-	probe  bool        // the probe of an unhealthy target
-	stream *streamBody // the body, for a copy that streams it
+	target   *Target
+	req      *http.Request
+	clientIP string      // the client's, as Caddy's access log has it
+	probe    bool        // the probe of an unhealthy target
+	stream   *streamBody // the body, for a copy that streams it
 
 	// For a copy whose response is compared or is a noise source: the
 	// exchange it belongs to, where its response goes, and for a compared

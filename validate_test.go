@@ -205,3 +205,17 @@ func TestValidate_NonFinite(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamFromAnUnsetVariable: an upstream whose {env.*} expands to
+// nothing says so, rather than only that its scheme is wrong.
+func TestUpstreamFromAnUnsetVariable(t *testing.T) {
+	t.Setenv("MIRROR_TEST_UNSET", "")
+	_, err := loadHandler(t, `{"targets":[{"upstream":"{env.MIRROR_TEST_UNSET}"}]}`)
+	if err == nil || !strings.Contains(err.Error(), `expanded to "" (is the environment variable set?)`) {
+		t.Errorf("error %v, want one saying the variable expanded to nothing", err)
+	}
+	_, err = loadHandler(t, `{"targets":[{"upstream":"http://shadow","sample_by":"user"}]}`)
+	if err == nil || !strings.Contains(err.Error(), `sample_by "user" is not a placeholder`) {
+		t.Errorf("sample_by user: error %v, want one saying it is not a placeholder", err)
+	}
+}
