@@ -70,8 +70,22 @@ func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
 		}
 		c.target.count(reason)
 		if c.ex != nil {
-			c.response.finish()
-			c.ex.release()
+			c.response.Finish()
+			c.ex.Release()
 		}
 	}
+}
+
+// unsupported reports whether r can never be copied, and why: it is
+// itself a copy (which would make a mirror loop; screenMarker has removed
+// any marker that is not this process's), or it opens a tunnel or
+// upgrades the connection, which a one-shot copy cannot reproduce.
+func unsupported(r *http.Request) (outcome, bool) {
+	if _, ok := r.Header[markerHeader]; ok {
+		return skippedLoop, true
+	}
+	if r.Method == http.MethodConnect || r.Header.Get("Upgrade") != "" {
+		return skippedUnsupported, true
+	}
+	return 0, false
 }

@@ -7,6 +7,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-mirror/mirror/internal/parse"
 )
 
 func init() {
@@ -118,7 +120,7 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 			if err != nil {
 				return err
 			}
-			size, err := parseSize(v)
+			size, err := parse.Size(v)
 			if err != nil {
 				return d.Errf("invalid %s '%s': %v", name, v, err)
 			}
@@ -131,8 +133,8 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 					h.StreamSlack = -1 // none; absent is the default
 				}
 			case "stream_window":
-				if size < minStreamWindow || size > maxStreamWindow {
-					return d.Errf("invalid stream_window '%s': must be between 4KiB and 1GiB", v)
+				if err := checkStreamWindow(size); err != nil {
+					return d.Errf("invalid stream_window '%s': %v", v, err)
 				}
 				h.StreamWindow = size
 			default:

@@ -7,13 +7,14 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dustin/go-humanize"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+
+	"github.com/caddy-mirror/mirror/compare"
+	"github.com/caddy-mirror/mirror/internal/parse"
 )
 
 // caddyfileParser is the state of one mirror directive's parsing: its
@@ -91,7 +92,7 @@ func parsePercent(p *caddyfileParser, t *Target) error {
 	if err != nil {
 		return err
 	}
-	pct, err := parseFinite(strings.TrimSuffix(v, "%"))
+	pct, err := parse.Finite(strings.TrimSuffix(v, "%"))
 	if err != nil || pct < 0 || pct > 100 {
 		return p.d.Errf("invalid percent '%s': must be a number between 0 and 100", v)
 	}
@@ -143,7 +144,7 @@ func parseMaxRate(p *caddyfileParser, t *Target) error {
 	if err != nil {
 		return err
 	}
-	r, err := parseFinite(v)
+	r, err := parse.Finite(v)
 	if err != nil || r < 0 {
 		return p.d.Errf("invalid max_rate '%s': must be a non-negative number of copies per second", v)
 	}
@@ -275,115 +276,8 @@ func parseCompare(p *caddyfileParser, t *Target) error {
 	if t.Compare != nil {
 		return d.Err("compare already specified")
 	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	t.Compare = new(Compare)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := unmarshalCompareOption(d, t.Compare); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// unmarshalCompareOption parses the compare option at the dispenser's
-// current token into c, and checks it.
-func unmarshalCompareOption(d *caddyfile.Dispenser, c *Compare) error {
-	name := d.Val()
-	switch name {
-	case "headers", "ignore":
-		args := d.RemainingArgs()
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		for _, a := range args {
-			check := checkHeaderName
-			if name == "ignore" {
-				check = checkPointer
-			}
-			if err := check(a); err != nil {
-				return d.Errf("invalid %s '%s': %v", name, a, err)
-			}
-		}
-		if name == "headers" {
-			c.Headers = append(c.Headers, args...)
-		} else {
-			c.Ignore = append(c.Ignore, args...)
-		}
-		return nil
-	case "samples_include_query":
-		c.SamplesIncludeQuery = true
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-		return nil
-	case "noise_from", "status", "body", "max_body_size", "threshold", "samples":
-	default:
-		return d.Errf("unrecognized compare option '%s'", name)
-	}
-	val, err := oneArg(d)
-	if err != nil {
-		return err
-	}
-	switch name {
-	case "noise_from":
-		c.NoiseFrom = val
-	case "status":
-		b, err := strconv.ParseBool(val)
-		if err != nil {
-			return d.Errf("invalid status '%s': must be true or false", val)
-		}
-		c.Status = &b
-	case "body":
-		if !validCompareBody(val) {
-			return d.Errf("invalid body '%s': must be auto, json, bytes or off", val)
-		}
-		c.Body = val
-	case "max_body_size":
-		size, err := parseSize(val)
-		if err != nil {
-			return d.Errf("invalid max_body_size '%s': %v", val, err)
-		}
-		c.MaxBodySize = size
-	case "threshold":
-		th, err := parseFinite(val)
-		if err != nil || th < 0 || th > 100 {
-			return d.Errf("invalid threshold '%s': must be a number of percentage points between 0 and 100", val)
-		}
-		c.Threshold = &th
-	case "samples":
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 0 {
-			return d.Errf("invalid samples '%s': must be a non-negative integer", val)
-		}
-		c.Samples = &n
-	}
-	return nil
-}
-
-// parseSize parses a size as request_body does (4MB is 4,000,000 bytes,
-// 4MiB is 4,194,304).
-func parseSize(s string) (int64, error) {
-	size, err := humanize.ParseBytes(s)
-	if err != nil || size > 1<<62 {
-		return 0, fmt.Errorf("must be a size such as 1MiB")
-	}
-	return int64(size), nil
-}
-
-// parseFinite parses a decimal number as strconv.ParseFloat does, but
-// refuses NaN and the infinities, which ParseFloat accepts and which no
-// range check catches (every comparison with NaN is false).
-func parseFinite(s string) (float64, error) {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, err
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("%s is not a finite number", s)
-	}
-	return f, nil
+	t.Compare = new(compare.Config)
+	return t.Compare.UnmarshalCaddyfile(d)
 }
 
 // unmarshalConcurrencyOption parses the concurrency option at the

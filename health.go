@@ -21,6 +21,7 @@ import (
 // A breaker belongs to a shadow, not to a config (see shadowState): a
 // config load reconfigures it and keeps its state.
 type health struct {
+	clock        func() time.Time
 	maxFails     atomic.Int64 // 0: never unhealthy
 	failDuration atomic.Int64 // in nanoseconds
 
@@ -33,8 +34,8 @@ type health struct {
 	transition func(healthy bool)
 }
 
-func newHealth(maxFails int, failDuration time.Duration, transition func(healthy bool)) *health {
-	h := new(health)
+func newHealth(clock func() time.Time, maxFails int, failDuration time.Duration, transition func(healthy bool)) *health {
+	h := &health{clock: clock}
 	h.configure(maxFails, failDuration, transition)
 	return h
 }
@@ -56,7 +57,7 @@ func (h *health) allow() (ok, probe bool) {
 	if !h.unhealthy.Load() {
 		return true, false
 	}
-	if now().UnixNano() < h.retryAt.Load() || !h.probing.CompareAndSwap(false, true) {
+	if h.clock().UnixNano() < h.retryAt.Load() || !h.probing.CompareAndSwap(false, true) {
 		return false, false
 	}
 	return true, true
@@ -85,7 +86,7 @@ func (h *health) record(success, probe bool) {
 	n := h.fails.Add(1)
 	switch {
 	case probe:
-		h.retryAt.Store(now().Add(time.Duration(h.failDuration.Load())).UnixNano())
+		h.retryAt.Store(h.clock().Add(time.Duration(h.failDuration.Load())).UnixNano())
 		h.probing.Store(false)
 	case n >= maxFails && !h.unhealthy.Load():
 		h.setHealthy(false)
@@ -100,7 +101,7 @@ func (h *health) setHealthy(healthy bool) {
 	}
 	// the probe's time is set before the target turns unhealthy, so that
 	// no copy sees it unhealthy with an old one
-	h.retryAt.Store(now().Add(time.Duration(h.failDuration.Load())).UnixNano())
+	h.retryAt.Store(h.clock().Add(time.Duration(h.failDuration.Load())).UnixNano())
 	h.probing.Store(false)
 	h.unhealthy.Store(!healthy)
 	if healthy {

@@ -186,7 +186,7 @@ type slotWaiter struct {
 }
 
 // heldCopy is a copy that holds one of the limit's slots and has started
-// its exchange.
+// its round trip.
 type heldCopy struct {
 	l         *concurrencyLimit
 	elem      *list.Element // in sending
@@ -278,7 +278,7 @@ func (l *concurrencyLimit) grantLocked() {
 	}
 }
 
-// start records that the exchange of a copy holding a slot begins now, on
+// start records that the round trip of a copy holding a slot begins now, on
 // ctx; cancel cancels ctx. It runs in the copy's goroutine.
 func (l *concurrencyLimit) start(ctx context.Context, cancel context.CancelFunc) *heldCopy {
 	c := &heldCopy{l: l, ctx: ctx, cancel: cancel}

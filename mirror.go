@@ -4,13 +4,37 @@
 // reverse_proxy) serves the real response. Copies are fire and forget: the
 // shadow's response is read and thrown away, and nothing on the request
 // path ever waits for a mirror.
+//
+// The words the code uses, each for one thing:
+//
+//   - target: one shadow that the handler copies requests to, with its own
+//     selection (matchers, percent, sampling, rate), limits, transport and
+//     counters; configured as a Target;
+//   - copy: one chosen request, prepared for one target (pendingCopy);
+//   - round trip: a copy's request to its shadow and the reading of the
+//     response (send.go);
+//   - outcome: what became of a copy, one per selected request and target,
+//     counted in caddy_http_mirror_requests_total (outcome.go);
+//   - shadow state: what the mirror learns about a shadow across config
+//     loads, its concurrency limit and circuit breaker (shadowstate.go);
+//   - exchange: one request whose responses are compared: the primary's and
+//     those of its compared and noise copies (package compare);
+//   - report: what a comparing target's exchanges showed, served by the
+//     admin API and mirror_report (package compare).
+//
+// Files, in the order a request meets them: serve.go (ServeHTTP, the
+// dispatch), select.go and sampler.go (which requests a target chooses),
+// admit.go (the checks and slots a copy takes), copy.go (the copy's
+// request), body.go and stream.go (its body, whole or streamed), send.go
+// (its round trip and outcome), outcome.go; then the state behind them:
+// limiter.go, health.go, shadowstate.go; and the configuration: mirror.go
+// (the module and its lifecycle), target.go, concurrency.go, transport.go,
+// marker.go, prefix.go, names.go, comparison.go, caddyfile*.go.
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +236,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	for _, t := range h.Targets {
 		h.comparing = h.comparing || t.Compare != nil
-		h.keepPrimaryBody = max(h.keepPrimaryBody, t.keepBody)
+		h.keepPrimaryBody = max(h.keepPrimaryBody, t.comparison.keep)
 	}
 	return nil
 }
@@ -231,8 +255,8 @@ func (h *Handler) Validate() error {
 	if h.LargeBodies != largeBodiesStream && h.LargeBodies != largeBodiesSkip {
 		return fmt.Errorf("large_bodies must be %q or %q, got %q", largeBodiesStream, largeBodiesSkip, h.LargeBodies)
 	}
-	if h.StreamWindow < minStreamWindow || h.StreamWindow > maxStreamWindow {
-		return fmt.Errorf("stream_window must be between %d and %d bytes, got %d", minStreamWindow, maxStreamWindow, h.StreamWindow)
+	if err := checkStreamWindow(h.StreamWindow); err != nil {
+		return err
 	}
 	if h.StreamSlack < -1 {
 		return fmt.Errorf("stream_slack must be -1 (none) or a size, got %d", h.StreamSlack)
@@ -253,6 +277,14 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
+// checkStreamWindow checks a stream_window.
+func checkStreamWindow(size int64) error {
+	if size < minStreamWindow || size > maxStreamWindow {
+		return fmt.Errorf("stream_window must be between 4KiB (%d) and 1GiB (%d), got %d", minStreamWindow, maxStreamWindow, size)
+	}
+	return nil
+}
+
 // Cleanup implements caddy.CleanerUpper. It stops new copies, lets the
 // copies in flight finish within a short grace period, then cancels the
 // rest and waits for them, so that no copy outlives the config.
@@ -267,11 +299,7 @@ func (h *Handler) Cleanup() error {
 			continue
 		}
 		t.releaseShadowState()
-		// only now that no copy can still be comparing
-		if t.report != nil {
-			_, _ = reports.Delete(t.label)
-			t.report = nil
-		}
+		t.closeComparer() // only now that no copy can still be comparing
 		// connections that copies gave back after the transport was
 		// cleaned up would stay idle until their idle timeout
 		if ht, ok := t.Transport.(*reverseproxy.HTTPTransport); ok && ht.Transport != nil {
@@ -303,124 +331,6 @@ func (h *Handler) stopCopies() {
 	<-done
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
-	screenMarker(r)
-	var copies []pendingCopy
-	for _, t := range h.Targets {
-		if !t.selects(r) {
-			continue
-		}
-		probe, reason, ok := h.admit(t, r)
-		if !ok {
-			t.count(reason)
-			continue
-		}
-		copies = append(copies, newPendingCopy(t, r, probe))
-	}
-	if len(copies) == 0 {
-		return next.ServeHTTP(w, r)
-	}
-	routeReturned := false // rather than aborting the response with a panic
-	if h.comparing {
-		var ex *exchange
-		if copies, ex = h.prepareComparison(r, copies); ex != nil {
-			// the primary's response is captured as it is written, and
-			// released to the comparisons once the route is done with it
-			w = ex.captureWriter(w)
-			// the response is incomplete if the route aborted it, or failed
-			// because its client went away; a route that failed with its
-			// client still there wrote no response (no_primary)
-			defer func() { ex.finishPrimary(!routeReturned || err != nil && r.Context().Err() != nil) }()
-		}
-	}
-	noteInAccessLog(r, copies)
-
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		h.dispatch(copies, nil)
-		err = next.ServeHTTP(w, r)
-		routeReturned = true
-		return err
-	}
-	// copies without a body go at once; the others wait for it
-	if copies = h.dispatchBodiless(copies); len(copies) == 0 {
-		err = next.ServeHTTP(w, r)
-		routeReturned = true
-		return err
-	}
-
-	// The body is copied as the primary reads it; the copies are sent the
-	// moment it reaches its end or, for a body over max_body_size, streamed
-	// from then on.
-	tee := newTeeBody(h, r.Body, copies, r.ContentLength)
-	r.Body = tee
-	err = next.ServeHTTP(w, r)
-	routeReturned = true
-	tee.settle(skippedBodyIncomplete) // a no-op if the body was read to the end
-	return err
-}
-
-// dispatchBodiless dispatches, with no body, the copies whose targets copy
-// no request body, and returns the others.
-func (h *Handler) dispatchBodiless(copies []pendingCopy) []pendingCopy {
-	var bodiless []pendingCopy
-	for _, c := range copies {
-		if !c.target.copiesBody() {
-			bodiless = append(bodiless, c)
-		}
-	}
-	if len(bodiless) == 0 {
-		return copies
-	}
-	h.dispatch(bodiless, nil)
-	kept := copies[:0]
-	for _, c := range copies {
-		if c.target.copiesBody() {
-			kept = append(kept, c)
-		}
-	}
-	return kept
-}
-
-// noteInAccessLog adds to the request's access log line the targets it is
-// copied to, as the field mirrored_to.
-func noteInAccessLog(r *http.Request, copies []pendingCopy) {
-	extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields)
-	if !ok {
-		return
-	}
-	names := make([]string, len(copies))
-	for i, c := range copies {
-		names[i] = c.target.label
-	}
-	extra.Add(zap.Strings("mirrored_to", names))
-}
-
-// dispatch starts one goroutine per copy. body holds the complete request
-// body shared by all the copies, or is nil when there is none or the
-// copies stream theirs. It never
-// blocks: the goroutines are bounded by the in-flight slots that the copies
-// already hold.
-func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.closed {
-		// the config is being unloaded: the copies are cancelled
-		h.abandon(copies, failed)
-		for _, c := range copies {
-			body.release()
-			if c.stream != nil {
-				c.stream.Close()
-			}
-		}
-		return
-	}
-	h.wg.Add(len(copies))
-	for _, c := range copies {
-		go h.send(c, body)
-	}
-}
-
 // streams reports whether a body larger than max_body_size is streamed.
 func (h *Handler) streams() bool {
 	return h.LargeBodies == largeBodiesStream
@@ -431,14 +341,6 @@ const (
 	largeBodiesStream = "stream"
 	largeBodiesSkip   = "skip"
 )
-
-// now is the clock, replaceable in tests.
-var now = time.Now
-
-// bufPool holds the buffers that request bodies are copied into.
-var bufPool = sync.Pool{
-	New: func() any { return new(bytes.Buffer) },
-}
 
 // Interface guards
 var (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptrace"
 	"runtime/debug"
@@ -13,6 +14,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // send performs one copy and records its outcome, in the copy's own
@@ -21,7 +24,7 @@ import (
 //
 //  1. wait for a slot under the target's concurrency limit (at most
 //     max_wait), or drop the copy;
-//  2. exchange with the shadow (roundTrip), which ends with a streamed
+//  2. make the round trip to the shadow (roundTrip), which ends with a streamed
 //     body's stop, so that a cut-off copy is known as such before anything
 //     looks at its response;
 //  3. give the slot back and record the shadow's health: from here on
@@ -52,18 +55,18 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	h.logOutcome(c, r)
 
 	if c.ex != nil {
-		c.response.finish()
-		if t.Compare != nil && r.outcome == mirrored {
-			h.compareCopy(ctx, c)
+		c.response.Finish()
+		if cmp := t.comparison.comparer; cmp != nil && r.outcome == mirrored {
+			cmp.Compare(ctx, c.ex, c.response, c.noise, h.unloading)
 		}
-		c.ex.release()
+		c.ex.Release()
 	}
 	h.releaseInFlight(t)
 	t.count(r.outcome)
 }
 
-// exchangeResult is what became of a copy's exchange with its shadow.
-type exchangeResult struct {
+// roundTripResult is what became of a copy's round trip to its shadow.
+type roundTripResult struct {
 	outcome  outcome
 	req      *http.Request // as sent
 	err      error         // why it failed
@@ -77,7 +80,7 @@ type exchangeResult struct {
 // for comparison, then the rest up to maxDrainBytes, so that the
 // connection can be reused. held takes the signs of the shadow's life
 // that the concurrency limit learns from.
-func (h *Handler) roundTrip(ctx context.Context, c pendingCopy, body *sharedBody, held *heldCopy) (r exchangeResult) {
+func (h *Handler) roundTrip(ctx context.Context, c pendingCopy, body *sharedBody, held *heldCopy) (r roundTripResult) {
 	t := c.target
 	r.outcome = failed
 	defer func() {
@@ -126,17 +129,27 @@ func (h *Handler) roundTrip(ctx context.Context, c pendingCopy, body *sharedBody
 	stopClosing := context.AfterFunc(ctx, func() { _ = resp.Body.Close() })
 	defer stopClosing()
 	if c.response != nil {
-		c.response.readFrom(resp)
+		c.response.ReadFrom(resp)
 	}
 	r.drained, r.drainErr = drain(resp)
 	r.duration, r.status = now().Sub(start), resp.StatusCode
 	if c.response != nil {
-		c.response.duration = r.duration
-		c.response.trailer = resp.Trailer // complete once the body is drained
+		c.response.Received(r.duration, resp.Trailer) // trailers complete once the body is drained
 	}
 	t.observe(resp.StatusCode, r.duration)
 	r.outcome = mirrored
 	return r
+}
+
+// drain reads and discards up to maxDrainBytes of a shadow's response, so
+// that its connection can be reused, then closes it.
+func drain(resp *http.Response) (int64, error) {
+	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+	closeErr := resp.Body.Close()
+	if err == nil {
+		err = closeErr
+	}
+	return n, err
 }
 
 // trace returns the hooks through which the transport tells c's limit
@@ -171,7 +184,7 @@ func (h *Handler) recordHealth(c pendingCopy, o outcome) {
 // logOutcome writes the copy's line: a warning when it failed or was
 // cancelled for being late (at most one per message per second for each
 // target), a debug line when it was mirrored.
-func (h *Handler) logOutcome(c pendingCopy, r exchangeResult) {
+func (h *Handler) logOutcome(c pendingCopy, r roundTripResult) {
 	t := c.target
 	switch r.outcome {
 	case mirrored:
@@ -216,8 +229,8 @@ func (h *Handler) dropUnsent(c pendingCopy, body *sharedBody) {
 		t.health.cancelProbe()
 	}
 	if c.ex != nil {
-		c.response.finish()
-		c.ex.release()
+		c.response.Finish()
+		c.ex.Release()
 	}
 	h.releaseInFlight(t)
 	if h.copyCtx.Err() != nil {
@@ -227,15 +240,20 @@ func (h *Handler) dropUnsent(c pendingCopy, body *sharedBody) {
 	t.count(droppedConcurrency)
 }
 
+// unloading reports whether the handler's config is being unloaded.
+func (h *Handler) unloading() bool {
+	return h.copyCtx.Err() != nil
+}
+
 var (
 	// errUnrequestedSwitch is the error of a copy whose shadow answered
 	// 101 Switching Protocols.
 	errUnrequestedSwitch = errors.New("shadow switched protocols without being asked to (101)")
-	// errPanicked is the error of a copy whose exchange panicked.
-	errPanicked = errors.New("the exchange panicked")
+	// errPanicked is the error of a copy whose round trip panicked.
+	errPanicked = errors.New("the round trip panicked")
 )
 
-// context returns the context of c's exchange: it ends at timeout, which
+// context returns the context of c's round trip: it ends at timeout, which
 // for a streamed copy counts from the end of its body.
 func (c pendingCopy) context(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
 	if c.stream != nil {
@@ -262,7 +280,7 @@ type pendingCopy struct {
 	// For a copy whose response is compared or is a noise source: the
 	// exchange it belongs to, where its response goes, and for a compared
 	// copy, its noise copy's response (nil if it has none).
-	ex       *exchange
-	response *capturedResponse
-	noise    *capturedResponse
+	ex       *compare.Exchange
+	response *compare.Response
+	noise    *compare.Response
 }

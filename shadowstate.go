@@ -1,8 +1,6 @@
 package mirror
 
 import (
-	"time"
-
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -38,8 +36,8 @@ func (t *Target) loadShadowState() error {
 	key := t.shadowKey()
 	v, _, err := shadowStates.LoadOrNew(key, func() (caddy.Destructor, error) {
 		return &shadowState{
-			limit:  newConcurrencyLimit(func() time.Time { return now() }),
-			health: new(health),
+			limit:  newConcurrencyLimit(now),
+			health: newHealth(now, 0, 0, nil), // configured by each target
 		}, nil
 	})
 	if err != nil {

@@ -357,7 +357,7 @@ func (s *streamBody) startTimerLocked() {
 	}
 }
 
-// stop ends the copy once its exchange is over, and reports why it was
+// stop ends the copy once its round trip is over, and reports why it was
 // cut off, if it was. A body not yet complete is abandoned: the shadow
 // answered before it had read all of it.
 func (s *streamBody) stop() (reason outcome, cut bool) {
@@ -369,17 +369,4 @@ func (s *streamBody) stop() (reason outcome, cut bool) {
 		s.timer.Stop()
 	}
 	return s.cut, s.cut != mirrored
-}
-
-// saysNothingOfHealth reports whether a copy that ended with o tells
-// nothing about its shadow's health, so that the circuit breaker ignores
-// it: its body was cut short on the client's side, or the shadow took it
-// more slowly than the client sent it. A shadow that lags behind a fast
-// upload is alive; the breaker is for dead, hung and resetting shadows,
-// and opening it would drop the shadow's small copies too. A copy
-// cancelled for being late does count: it waited for its answer in
-// silence while nothing else was answered, as a hung shadow, or one whose
-// TLS handshakes never finish, makes it.
-func (o outcome) saysNothingOfHealth() bool {
-	return o == cutOffIncomplete || o == cutOffTooLarge || o == cutOffSlow
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // Target is one shadow upstream, with the rules that choose which requests
@@ -77,7 +79,7 @@ type Target struct {
 	// do: for shadows that need only the requests' shape. Default: true.
 	RequestBody *bool `json:"request_body,omitempty"`
 
-	// How long the whole exchange with the shadow may take, from sending
+	// How long the whole round trip to the shadow may take, from sending
 	// the request to the end of reading its response. Must not be
 	// negative. Default: 10s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
@@ -101,8 +103,8 @@ type Target struct {
 	Concurrency *Concurrency `json:"concurrency,omitempty"`
 
 	// Compare this target's responses with the primary's, field by field,
-	// off the request path; see Compare. Default: not compared.
-	Compare *Compare `json:"compare,omitempty"`
+	// off the request path; see package compare. Default: not compared.
+	Compare *compare.Config `json:"compare,omitempty"`
 
 	// The transport that sends the copies: any http.reverse_proxy.transport
 	// module, so TLS, HTTP/2, dial timeouts and keep-alive work as they do
@@ -143,12 +145,7 @@ type Target struct {
 	upstreamValues   [numUpstreamPlaceholders]string
 	hideAllHeaders   bool // Headers rewrites every field: log no header values
 
-	captures       bool  // its responses are kept: it compares, or is a noise source
-	keepBody       int64 // how many bytes of its response bodies are kept
-	report         *comparisonReport
-	compareResults [numCompareResults]prometheus.Counter
-	latencyRatio   prometheus.Observer
-	compareMetrics *targetCompareMetrics
+	comparison targetComparison // its part in comparisons
 }
 
 // provision prepares t for use by a handler whose in-flight limit is
@@ -159,25 +156,12 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 	}
 	t.label = cmp.Or(t.Name, t.Upstream)
 	t.counters, t.inFlight, t.durations = metrics.forTarget(t.label)
-	if t.Compare != nil {
-		t.Compare.provision()
-		t.compareResults, t.latencyRatio = metrics.forComparison(t.label)
-		report, _, err := reports.LoadOrNew(t.label, func() (caddy.Destructor, error) {
-			return new(comparisonReport), nil
-		})
-		if err != nil {
-			return err
-		}
-		t.report = report.(*comparisonReport)
-		t.report.configure(t)
-		t.compareMetrics = metrics.comparison.forTarget(t.label, t.Compare, &t.report.labels)
-	}
 
 	t.timeout = time.Duration(t.Timeout)
 	if t.timeout == 0 {
 		t.timeout = defaultTimeout
 	}
-	t.sampler = newSampler(t.Percent, t.SampleBy, t.MaxRate)
+	t.sampler = newSampler(t.Percent, t.SampleBy, t.MaxRate, now)
 	if err := t.loadShadowState(); err != nil {
 		return err
 	}
@@ -200,6 +184,9 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 	}
 	t.injectedHeaders, t.hideAllHeaders = injectedHeaderNames(t.Headers)
 	t.provisionUpstreamValues()
+	if err := t.provisionComparer(ctx); err != nil {
+		return err
+	}
 	return t.loadTransport(ctx, maxInFlight)
 }
 
@@ -394,7 +381,7 @@ func (t *Target) validate() error {
 		return err
 	}
 	if t.Compare != nil {
-		return t.Compare.validate()
+		return t.Compare.Validate()
 	}
 	return nil
 }
@@ -435,22 +422,7 @@ func (t *Target) count(o outcome) {
 // onOutcome, when set by a test, is called after every outcome is counted.
 var onOutcome atomic.Pointer[func(*Target, outcome)]
 
-// compared records the result of a comparison, and how long the shadow
-// took relative to the primary.
-func (t *Target) compared(r compareResult, shadow, primary time.Duration) {
-	t.compareResults[r].Inc()
-	if primary > 0 {
-		t.latencyRatio.Observe(float64(shadow) / float64(primary))
-	}
-}
-
-// skipCompare records an exchange of this target that was not compared.
-func (t *Target) skipCompare(r compareResult) {
-	t.report.count(r)
-	t.compareResults[r].Inc()
-}
-
-// observe records the duration of a completed exchange.
+// observe records the duration of a round trip that got a response.
 func (t *Target) observe(status int, d time.Duration) {
 	t.durations.WithLabelValues(codeLabel(status)).Observe(d.Seconds())
 }

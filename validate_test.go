@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // loadHandler decodes, provisions and validates cfg as Caddy does when it
@@ -57,7 +59,7 @@ var invalidConfigs = []struct {
 	{"max_body_size negative", `{"targets":[{"upstream":"http://a"}],"max_body_size":-1}`, "max_body_size must not be negative, got -1"},
 	{"max_in_flight negative", `{"targets":[{"upstream":"http://a"}],"max_in_flight":-1}`, "max_in_flight must not be negative, got -1"},
 	{"large_bodies unknown", `{"targets":[{"upstream":"http://a"}],"large_bodies":"buffer"}`, `large_bodies must be "stream" or "skip", got "buffer"`},
-	{"stream_window too small", `{"targets":[{"upstream":"http://a"}],"stream_window":100}`, "stream_window must be between 4096 and 1073741824 bytes, got 100"},
+	{"stream_window too small", `{"targets":[{"upstream":"http://a"}],"stream_window":100}`, "stream_window must be between 4KiB (4096) and 1GiB (1073741824), got 100"},
 	{"stream_window negative", `{"targets":[{"upstream":"http://a"}],"stream_window":-1}`, "stream_window must be between"},
 	{"max_stream_size negative", `{"targets":[{"upstream":"http://a"}],"max_stream_size":-1}`, "max_stream_size must not be negative, got -1"},
 	{"unknown matcher", `{"targets":[{"upstream":"http://a","match":[{"colour":"blue"}]}]}`, "loading matchers"},
@@ -189,7 +191,7 @@ func TestValidate_NonFinite(t *testing.T) {
 		}{
 			{"percent", func(tg *Target) { tg.Percent = &v }},
 			{"max_rate", func(tg *Target) { tg.MaxRate = v }},
-			{"compare.threshold", func(tg *Target) { tg.Compare = &Compare{Threshold: &v} }},
+			{"compare.threshold", func(tg *Target) { tg.Compare = &compare.Config{Threshold: &v} }},
 		} {
 			t.Run(fmt.Sprintf("%s %v", tc.field, v), func(t *testing.T) {
 				tg := &Target{Upstream: "http://a"}

@@ -1,4 +1,4 @@
-package mirror
+package compare
 
 import (
 	"bytes"
@@ -39,7 +39,7 @@ var secretHeaders = []string{"Authorization", "Cookie", "Set-Cookie", "Proxy-Aut
 // diffResponses compares the shadow's response b with the primary's
 // response a under c. Bodies must already be decoded. It reports whether
 // either body was over c's limit, in which case bodies are not compared.
-func diffResponses(c *Compare, a, b *decodedResponse) (diffs []difference, truncated bool) {
+func diffResponses(c *Config, a, b *decodedResponse) (diffs []difference, truncated bool) {
 	if c.compareStatus && a.status != b.status {
 		// responses with different statuses are different kinds of
 		// response; their headers and bodies are not compared
@@ -113,7 +113,7 @@ func isJSON(contentType string) bool {
 // diffJSON appends the structural differences between two JSON bodies,
 // which are not the same bytes. A body that is not valid JSON is a
 // difference of the whole body.
-func diffJSON(c *Compare, a, b *decodedResponse, diffs []difference) []difference {
+func diffJSON(c *Config, a, b *decodedResponse, diffs []difference) []difference {
 	av, aerr := a.parsedJSON()
 	bv, berr := b.parsedJSON()
 	if aerr != nil || berr != nil {

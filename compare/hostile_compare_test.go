@@ -1,4 +1,4 @@
-package mirror
+package compare
 
 import (
 	"bytes"
@@ -113,7 +113,7 @@ func zstdFrameWithWindow(log int) []byte {
 // window over maxZstdWindow without allocating it.
 func TestZstdWindowBombIsRefused(t *testing.T) {
 	bomb := zstdFrameWithWindow(29)
-	c := &capturedResponse{status: 200, header: http.Header{"Content-Encoding": {"zstd"}, "Content-Type": {"application/json"}}, body: bytes.NewBuffer(bomb), keep: 1 << 20}
+	c := &Response{status: 200, header: http.Header{"Content-Encoding": {"zstd"}, "Content-Type": {"application/json"}}, body: bytes.NewBuffer(bomb), keep: 1 << 20}
 	var d decodedResponse
 	n := allocated(func() {
 		d = decode(c, 1<<20)
@@ -126,20 +126,20 @@ func TestZstdWindowBombIsRefused(t *testing.T) {
 		t.Errorf("decoding it allocated %d bytes, want well under the window it asked for", n)
 	}
 	// a window that browsers accept still decodes
-	ok := &capturedResponse{status: 200, header: http.Header{"Content-Encoding": {"zstd"}}, body: bytes.NewBuffer(zstdFrameWithWindow(20)), keep: 1 << 20}
+	ok := &Response{status: 200, header: http.Header{"Content-Encoding": {"zstd"}}, body: bytes.NewBuffer(zstdFrameWithWindow(20)), keep: 1 << 20}
 	if d := decode(ok, 1<<20); d.bodyErr != nil {
 		t.Errorf("a 1 MiB window: %v, want it decoded", d.bodyErr)
 	}
 }
 
-// compareConfig provisions a Compare from JSON.
-func compareConfig(t *testing.T, raw string) *Compare {
+// compareConfig provisions a Config from JSON.
+func compareConfig(t *testing.T, raw string) *Config {
 	t.Helper()
-	c := new(Compare)
+	c := new(Config)
 	if err := json.Unmarshal([]byte(raw), c); err != nil {
 		t.Fatal(err)
 	}
-	c.provision()
+	c.Provision()
 	return c
 }
 
