@@ -116,7 +116,7 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 
 		case "max_body_size", "stream_window", "max_stream_size", "stream_slack":
 			name := d.Val()
-			v, err := oneArg(d)
+			v, err := parse.OneArg(d)
 			if err != nil {
 				return err
 			}
@@ -142,7 +142,7 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 			}
 
 		case "marker":
-			v, err := oneArg(d)
+			v, err := parse.OneArg(d)
 			if err != nil {
 				return err
 			}
@@ -161,7 +161,7 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 			}
 
 		case "max_in_flight":
-			v, err := oneArg(d)
+			v, err := parse.OneArg(d)
 			if err != nil {
 				return err
 			}

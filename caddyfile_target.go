@@ -64,18 +64,6 @@ func (p *caddyfileParser) unmarshalTargetOption(t *Target) error {
 	return parse(p, t)
 }
 
-// oneArg reads the option's single argument.
-func oneArg(d *caddyfile.Dispenser) (string, error) {
-	if !d.NextArg() {
-		return "", d.ArgErr()
-	}
-	v := d.Val()
-	if d.NextArg() {
-		return "", d.ArgErr()
-	}
-	return v, nil
-}
-
 // errAt adds the file and line of tok to err, as a dispenser's errors
 // have them, for a fault found after the parser has moved past tok.
 func errAt(tok caddyfile.Token, err error) error {
@@ -83,12 +71,12 @@ func errAt(tok caddyfile.Token, err error) error {
 }
 
 func parseName(p *caddyfileParser, t *Target) (err error) {
-	t.Name, err = oneArg(p.d)
+	t.Name, err = parse.OneArg(p.d)
 	return err
 }
 
 func parsePercent(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -128,7 +116,7 @@ func parseMatch(p *caddyfileParser, t *Target) error {
 }
 
 func parseSampleBy(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -140,7 +128,7 @@ func parseSampleBy(p *caddyfileParser, t *Target) error {
 }
 
 func parseMaxRate(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -182,7 +170,7 @@ func parseHeaderUp(p *caddyfileParser, t *Target) error {
 
 func parseTargetDuration(p *caddyfileParser, t *Target) error {
 	name := p.d.Val()
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -199,7 +187,7 @@ func parseTargetDuration(p *caddyfileParser, t *Target) error {
 }
 
 func parseMaxFails(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -212,7 +200,7 @@ func parseMaxFails(p *caddyfileParser, t *Target) error {
 }
 
 func parseRequestBody(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -287,7 +275,7 @@ func unmarshalConcurrencyOption(d *caddyfile.Dispenser, c *Concurrency) error {
 	case "fixed":
 		c.Fixed = true
 	case "max_wait":
-		v, err := oneArg(d)
+		v, err := parse.OneArg(d)
 		if err != nil {
 			return err
 		}
@@ -301,7 +289,7 @@ func unmarshalConcurrencyOption(d *caddyfile.Dispenser, c *Concurrency) error {
 		}
 		return nil
 	case "floor", "ceiling":
-		v, err := oneArg(d)
+		v, err := parse.OneArg(d)
 		if err != nil {
 			return err
 		}
