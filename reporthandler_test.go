@@ -3,14 +3,18 @@ package mirror
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -24,7 +28,9 @@ const (
 const reportSiteAddress = "127.0.0.2"
 
 // loadReportHandlerSite loads the Diffy-style setup with the report served
-// by mirror_report on a site behind basic_auth, as the README shows it,
+// by mirror_report on a site behind basic_auth, as the README shows it
+// (handle /mirror-ui*, so that /mirror-ui reaches the handler too; under
+// /strict-ui/* it does not),
 // and sends paths through the mirror until the candidate has compared
 // them all. It returns the URL of the report.
 func loadReportHandlerSite(t *testing.T, paths ...string) (reportSiteURL string) {
@@ -39,7 +45,10 @@ http://:0 {
 	basic_auth {
 		%s %s
 	}
-	handle /mirror-ui/* {
+	handle /mirror-ui* {
+		mirror_report
+	}
+	handle /strict-ui/* {
 		mirror_report
 	}
 	respond 404
@@ -106,13 +115,54 @@ func TestReportHandlerBehindBasicAuth(t *testing.T) {
 	}{
 		{http.MethodDelete, "report", http.StatusMethodNotAllowed},
 		{http.MethodPost, "", http.StatusMethodNotAllowed},
-		{http.MethodGet, "nothing", http.StatusNotFound},
+		{http.MethodGet, "favicon.ico", http.StatusNotFound},
 		{http.MethodGet, "index.html", http.StatusOK},
 	} {
 		if status, body := getSite(t, tc.method, reportSiteURL+tc.path, true); status != tc.want {
 			t.Errorf("%s %s%s: %d %s, want %d", tc.method, reportSiteURL, tc.path, status, body, tc.want)
 		}
 	}
+	// the mount path without its slash: 308 to the page, the query kept,
+	// as file_server redirects a directory; only behind the credentials
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	base := strings.TrimSuffix(reportSiteURL, "/mirror-ui/")
+	for _, tc := range []struct {
+		method, path string
+		auth         bool
+		want         int
+		location     string
+	}{
+		{http.MethodGet, "/mirror-ui", true, http.StatusPermanentRedirect, "/mirror-ui/"},
+		{http.MethodHead, "/mirror-ui", true, http.StatusPermanentRedirect, "/mirror-ui/"},
+		{http.MethodGet, "/mirror-ui?target=candidate&x=%2F", true, http.StatusPermanentRedirect, "/mirror-ui/?target=candidate&x=%2F"},
+		{http.MethodGet, "/mirror-ui", false, http.StatusUnauthorized, ""},
+		{http.MethodPost, "/mirror-ui", true, http.StatusMethodNotAllowed, ""},
+		{http.MethodGet, "/mirror-ui/nothing.txt", true, http.StatusNotFound, ""},
+		// under handle /strict-ui/*, the unslashed path never reaches
+		// mirror_report: the site's respond 404 answers it
+		{http.MethodGet, "/strict-ui", true, http.StatusNotFound, ""},
+		{http.MethodGet, "/strict-ui/", true, http.StatusOK, ""},
+	} {
+		req := mustRequest(t, tc.method, base+tc.path)
+		if tc.auth {
+			req.SetBasicAuth(reportUser, reportPassword)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || resp.Header.Get("Location") != tc.location {
+			t.Errorf("%s %s (credentials %v): %d Location %q, want %d %q",
+				tc.method, tc.path, tc.auth, resp.StatusCode, resp.Header.Get("Location"), tc.want, tc.location)
+		}
+	}
+	// a client that follows the redirect, as a browser does, gets the page
+	if status, page := getSite(t, http.MethodGet, base+"/mirror-ui", true); status != http.StatusOK || !strings.Contains(page, `id="target-candidate"`) {
+		t.Errorf("GET /mirror-ui, redirect followed: %d, want 200 and the page", status)
+	}
+
 	if r, _ := getReport(t); r.Targets[0].Compared != 3 {
 		t.Errorf("after DELETE on the site: %d compared, want the report untouched", r.Targets[0].Compared)
 	}
@@ -171,4 +221,46 @@ func TestReportHandlerCaddyfileErrors(t *testing.T) {
 	// without a route, the directive order puts it after respond and
 	// metrics, and the site adapts
 	adaptCaddyfile(t, ":8080 {\n\tmirror_report /mirror-ui/*\n\treverse_proxy 127.0.0.1:9001\n}\n")
+}
+
+// TestReportHandlerRedirect calls the handler directly: a path without its
+// trailing slash is redirected to the path the client sent, with the
+// slash, unless a rewrite changed its last segment (then a redirect could
+// loop, so it is a 404, as file_server reasons).
+func TestReportHandlerRedirect(t *testing.T) {
+	for _, tc := range []struct {
+		sent, routed string // the client's path and query, the path after rewrites
+		want         int
+		location     string
+	}{
+		{"/ops/mirror-ui?a=1", "/ops/mirror-ui", http.StatusPermanentRedirect, "/ops/mirror-ui/?a=1"},
+		{"/mirror%20ui", "/mirror ui", http.StatusPermanentRedirect, "/mirror%20ui/"},
+		{"//evil", "//evil", http.StatusPermanentRedirect, "/evil/"},
+		{"/report-page", "/mirror-ui", http.StatusNotFound, ""},
+		{"/mirror-ui/report.json", "/mirror-ui/report.json", http.StatusNotFound, ""},
+	} {
+		orig := httptest.NewRequest(http.MethodGet, "/", nil)
+		// as net/http's server parses it: //evil.example is a path
+		u, err := url.ParseRequestURI(tc.sent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig.URL, orig.RequestURI = u, tc.sent
+		req := orig.Clone(context.WithValue(orig.Context(), caddyhttp.OriginalRequestCtxKey, *orig))
+		req.URL.Path = tc.routed
+		rec := httptest.NewRecorder()
+		status := http.StatusOK
+		if err := (ReportHandler{}).ServeHTTP(rec, req, nil); err != nil {
+			var he caddyhttp.HandlerError
+			if !errors.As(err, &he) {
+				t.Fatalf("%s: %v", tc.sent, err)
+			}
+			status = he.StatusCode
+		} else {
+			status = rec.Code
+		}
+		if status != tc.want || rec.Header().Get("Location") != tc.location {
+			t.Errorf("%s routed as %s: %d Location %q, want %d %q", tc.sent, tc.routed, status, rec.Header().Get("Location"), tc.want, tc.location)
+		}
+	}
 }
