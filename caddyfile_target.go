@@ -204,13 +204,12 @@ func parseRequestBody(p *caddyfileParser, t *Target) error {
 	if err != nil {
 		return err
 	}
-	switch v {
-	case "on":
-	case "off":
-		off := false
-		t.RequestBody = &off
-	default:
+	on, ok := map[string]bool{"on": true, "off": false}[v]
+	if !ok {
 		return p.d.Errf("invalid request_body '%s': must be on or off", v)
+	}
+	if !on {
+		t.RequestBody = &on
 	}
 	return nil
 }
