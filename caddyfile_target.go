@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/caddy-mirror/mirror/compare"
 	"github.com/caddy-mirror/mirror/internal/parse"
@@ -51,6 +53,8 @@ func init() {
 		"concurrency":   parseConcurrency,
 		"transport":     parseTransport,
 		"compare":       parseCompare,
+		"lb_policy":     parseLBPolicy,
+		"dynamic":       parseDynamic,
 	}
 }
 
@@ -256,6 +260,40 @@ func parseTransport(p *caddyfileParser, t *Target) error {
 	}
 	t.TransportRaw = caddyconfig.JSONModuleObject(rt, "protocol", moduleName, nil)
 	return nil // the module's block has been consumed
+}
+
+// parseLBPolicy takes reverse_proxy's lb_policy, with the same syntax.
+func parseLBPolicy(p *caddyfileParser, t *Target) error {
+	return parseProxyModule[reverseproxy.Selector](p.d, &t.SelectionPolicyRaw, "lb_policy", "selection_policies", "policy", "a selection policy")
+}
+
+// parseDynamic takes reverse_proxy's dynamic, with the same syntax.
+func parseDynamic(p *caddyfileParser, t *Target) error {
+	return parseProxyModule[reverseproxy.UpstreamSource](p.d, &t.DynamicUpstreamsRaw, "dynamic upstreams", "upstreams", "source", "a dynamic upstream source")
+}
+
+// parseProxyModule reads a reverse_proxy module of the namespace
+// http.reverse_proxy.<namespace>, which must be a Kind, into raw with its
+// name under inlineKey, as reverse_proxy's own Caddyfile does; what names
+// it in errors.
+func parseProxyModule[Kind any](d *caddyfile.Dispenser, raw *json.RawMessage, what, namespace, inlineKey, kind string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	if *raw != nil {
+		return d.Errf("%s already specified", what)
+	}
+	name := d.Val()
+	modID := "http.reverse_proxy." + namespace + "." + name
+	unm, err := caddyfile.UnmarshalModule(d, modID)
+	if err != nil {
+		return err
+	}
+	if _, ok := unm.(Kind); !ok {
+		return d.Errf("module %s (%T) is not %s", modID, unm, kind)
+	}
+	*raw = caddyconfig.JSONModuleObject(unm, inlineKey, name, nil)
+	return nil
 }
 
 func parseCompare(p *caddyfileParser, t *Target) error {

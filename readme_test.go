@@ -179,7 +179,7 @@ func TestExampleCaddyfilesFormatted(t *testing.T) {
 // names every subdirective that the parsers (caddyfile.go,
 // caddyfile_target.go, compare/caddyfile.go) accept, each at the start of a line.
 func TestREADMESyntaxComplete(t *testing.T) {
-	syntax := readmeBlockWith(t, "caddyfile", "mirror [<matcher>] [<upstream>] {")
+	syntax := readmeBlockWith(t, "caddyfile", "mirror [<matcher>] [<upstreams...>] {")
 	documented := map[string]bool{}
 	for line := range strings.SplitSeq(syntax.body, "\n") {
 		if f := strings.Fields(line); len(f) > 0 {
@@ -261,7 +261,7 @@ func TestREADMEJSONTableComplete(t *testing.T) {
 // edits applied, and is counted mirrored; one that does not match, and
 // one whose user is outside the sample, are not copied.
 func TestREADMEJSONExampleMirrors(t *testing.T) {
-	example := readmeBlockWith(t, "json", `"handler": "mirror"`)
+	example := readmeBlockWith(t, "json", `"sample_by"`)
 	var handler map[string]any
 	if err := json.Unmarshal([]byte(example.body), &handler); err != nil {
 		t.Fatal(err)
@@ -342,8 +342,8 @@ func TestREADMEJSONExampleMirrors(t *testing.T) {
 // refused (413) before the mirror runs, so nothing is copied or counted; a
 // chunked one is cut off at the limit while the primary reads it, the 413
 // passes through, and the copy is counted skipped_body_incomplete. Each is
-// followed by a request that is copied, so that the outcomes arrive in
-// order and a missing one shows.
+// followed by a request that is copied, and each outcome is awaited
+// before the next request, so that an outcome too many shows.
 func TestREADMERequestBodyLimit(t *testing.T) {
 	rec := recordOutcomes(t)
 	primary := newBackend(t, http.StatusOK, "v1")
@@ -380,21 +380,26 @@ http://:0 {
 			t.Errorf("the shadow got %s, want %s", got.requestURI, path)
 		}
 	}
+	var got []string
+	next := func() { // the outcome of the request just sent
+		got = append(got, rec.wait(t, 1)[0].outcome.String())
+	}
 	post("/with-length", true)
 	get("/after-length")
+	next()
 	post("/chunked", false)
+	next()
 	get("/after-chunked")
-
-	var got []string
-	for _, o := range rec.wait(t, 3) {
-		got = append(got, o.outcome.String())
-	}
+	next()
 	if want := []string{"mirrored", "skipped_body_incomplete", "mirrored"}; !slices.Equal(got, want) {
 		t.Errorf("outcomes %v, want %v: nothing for the body refused by its Content-Length", got, want)
 	}
 	target := "http://" + shadow.addr()
 	if n := metricValue(t, target, "skipped_body_incomplete"); n != 1 {
 		t.Errorf("skipped_body_incomplete = %v, want 1 (the chunked body alone)", n)
+	}
+	if n := metricValue(t, target, "mirrored"); n != 2 {
+		t.Errorf("mirrored = %v, want 2 (the GETs alone)", n)
 	}
 	unloadMirrors(tester)
 	shadow.assertNothingSeen(t, "the shadow, besides the two GETs")
