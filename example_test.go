@@ -12,26 +12,41 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
-var update = flag.Bool("update", false, "rewrite example/caddy.json from example/Caddyfile")
+var update = flag.Bool("update", false, "rewrite the golden JSON files (example/caddy.json, testdata/*.json) from their Caddyfiles")
 
 // TestExampleCaddyfileAdapts is the golden test for the demo: the Caddyfile
 // adapts, without warnings, to exactly the JSON in example/caddy.json.
 func TestExampleCaddyfileAdapts(t *testing.T) {
-	adapted := adaptFile(t, "example/Caddyfile")
+	goldenAdapt(t, "example/Caddyfile", "example/caddy.json")
+}
+
+// TestPoolCaddyfileAdapts is the golden test for pools: several
+// upstreams with a port range, lb_policy with options, h2c and unix
+// replicas, upstream placeholders and a dynamic source adapt to exactly
+// testdata/pool.json.
+func TestPoolCaddyfileAdapts(t *testing.T) {
+	goldenAdapt(t, "testdata/pool.Caddyfile", "testdata/pool.json")
+}
+
+// goldenAdapt adapts the Caddyfile at path, without warnings, and checks
+// that it is exactly the JSON at golden (rewritten first with -update).
+func goldenAdapt(t *testing.T, path, golden string) {
+	t.Helper()
+	adapted := adaptFile(t, path)
 	if *update {
 		var v any
 		_ = json.Unmarshal(adapted, &v)
 		out, _ := json.MarshalIndent(v, "", "\t")
-		if err := os.WriteFile("example/caddy.json", append(out, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(golden, append(out, '\n'), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	golden, err := os.ReadFile("example/caddy.json")
+	want, err := os.ReadFile(golden)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := normalizeJSON(t, string(adapted)), normalizeJSON(t, string(golden)); got != want {
-		t.Errorf("example/Caddyfile adapts to\n%s\nwant example/caddy.json\n%s\n(run go test -run TestExampleCaddyfileAdapts -update)", got, want)
+	if got, want := normalizeJSON(t, string(adapted)), normalizeJSON(t, string(want)); got != want {
+		t.Errorf("%s adapts to\n%s\nwant %s\n%s\n(run go test -run %s -update)", path, got, golden, want, t.Name())
 	}
 }
 

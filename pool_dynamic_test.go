@@ -153,20 +153,27 @@ func awaitReplicas(t *testing.T, h *Handler, want int) {
 }
 
 // TestDynamicAReplicas: dynamic a makes every address of a name a replica;
-// round robin gives each its share of the copies, every copy delivered;
-// when the name loses an address the pool follows, and the remaining
-// replica gets every copy.
+// an address the name gains is picked up within refresh, and round robin
+// gives each its share of the copies, every copy delivered; when the name
+// loses an address the pool follows, and the remaining replica gets every
+// copy.
 func TestDynamicAReplicas(t *testing.T) {
 	rs, port := replicasOnOnePort(t, 2)
 	d := newDNSServer(t)
-	d.setA("shadow.test.", "127.0.0.2", "127.0.0.3")
+	d.setA("shadow.test.", "127.0.0.2")
 	h := dynamicHandler(t, fmt.Sprintf("dynamic a shadow.test %s {\n\t\t\t\tresolvers %s\n\t\t\t\trefresh 1s\n\t\t\t}", port, d.addr))
 	rec := recordOutcomes(t)
 	front := serveThrough(t, h, checksumPrimary)
+	if got := sendSequentially(t, front.URL, rec, 10); got["mirrored"] != 10 || rs[0].count() != 10 {
+		t.Fatalf("outcomes %v with %d copies at the one address, want 10 mirrored there", got, rs[0].count())
+	}
+
+	d.setA("shadow.test.", "127.0.0.2", "127.0.0.3") // a pod appears
+	awaitReplicas(t, h, 2)
 	if got := sendSequentially(t, front.URL, rec, 100); got["mirrored"] != 100 {
 		t.Fatalf("outcomes %v, want 100 mirrored", got)
 	}
-	if a, b := rs[0].count(), rs[1].count(); a != 50 || b != 50 {
+	if a, b := rs[0].count()-10, rs[1].count(); a != 50 || b != 50 {
 		t.Errorf("the replicas got %d and %d copies, want 50 and 50", a, b)
 	}
 

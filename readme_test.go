@@ -435,3 +435,24 @@ func TestREADMEEnvoyHostSuffix(t *testing.T) {
 		rec.wait(t, 1)
 	}
 }
+
+// TestREADMEModuleList checks the modules that the README's build shows
+// list-modules printing against the modules this package registers.
+func TestREADMEModuleList(t *testing.T) {
+	block := readmeBlockWith(t, "sh", "list-modules | grep mirror")
+	var documented []string
+	for line := range strings.SplitSeq(block.body, "\n") {
+		if m, ok := strings.CutPrefix(line, "# "); ok && !strings.Contains(m, " ") {
+			documented = append(documented, m)
+		}
+	}
+	var registered []string
+	for _, m := range caddy.Modules() {
+		if strings.Contains(m, "mirror") {
+			registered = append(registered, m)
+		}
+	}
+	if !slices.Equal(documented, registered) {
+		t.Errorf("README.md:%d shows list-modules printing %v; the registered modules are %v", block.line, documented, registered)
+	}
+}

@@ -90,6 +90,7 @@ func (t *Target) provisionPool(ctx caddy.Context, settings limitSettings, parsed
 	if err := t.pool.set(parsed.dials); err != nil {
 		return err
 	}
+	loadedTargets.Store(t, struct{}{}) // shown by admin.api.mirror_targets
 	if ht, ok := t.Transport.(*reverseproxy.HTTPTransport); ok {
 		t.dialUnixReplicas(ht)
 	}
@@ -151,6 +152,7 @@ func (t *Target) refreshReplicas(ctx context.Context) {
 
 // closePool stops the refresh and gives back every replica's state.
 func (t *Target) closePool() {
+	loadedTargets.Delete(t)
 	if t.stopRefresh != nil {
 		t.stopRefresh()
 		t.stopRefresh = nil
