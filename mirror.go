@@ -24,12 +24,18 @@
 //
 // Files, in the order a request meets them: serve.go (ServeHTTP, the
 // dispatch), select.go and sampler.go (which requests a target chooses),
-// admit.go (the checks and slots a copy takes), copy.go (the copy's
-// request), body.go and stream.go (its body, whole or streamed), send.go
-// (its round trip and outcome), outcome.go; then the state behind them:
-// limiter.go, health.go, shadowstate.go; and the configuration: mirror.go
-// (the module and its lifecycle), target.go, concurrency.go, transport.go,
-// marker.go, prefix.go, names.go, comparison.go, caddyfile*.go.
+// admit.go (the checks and slots a copy takes, and its replica: pool.go),
+// copy.go (the copy's request), body.go and stream.go (its body, whole or
+// streamed), send.go (its round trip and outcome), copylog.go, outcome.go;
+// then the state behind them: limiter.go, health.go, shadowstate.go; and
+// the configuration: mirror.go (the module and its lifecycle), target.go,
+// upstreams.go and targetpool.go (a target's replicas, static or
+// dynamic), concurrency.go, transport.go, marker.go, prefix.go, names.go,
+// comparison.go, caddyfile*.go; targetsapi.go serves the replicas on the
+// admin API.
+//
+//   - replica: one upstream of a target's pool, with its own shadow state
+//     (pool.go).
 package mirror
 
 import (
