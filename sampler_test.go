@@ -93,15 +93,16 @@ func TestSamplerStickyByKey(t *testing.T) {
 	for i := range users {
 		user := fmt.Sprintf("user-%d", i)
 		first := s.sampled(sampleRequest(user))
+		again := sampleRequest(user) // the user's next request
 		for range 3 {
-			if got := s.sampled(sampleRequest(user)); got != first {
+			if got := s.sampled(again); got != first {
 				t.Fatalf("sampled(%s) = %v, then %v: not sticky", user, first, got)
 			}
 		}
-		if got := other.sampled(sampleRequest(user)); got != first {
+		if got := other.sampled(again); got != first {
 			t.Fatalf("sampled(%s) on another instance = %v, want %v", user, got, first)
 		}
-		if first && !wider.sampled(sampleRequest(user)) {
+		if first && !wider.sampled(again) {
 			t.Fatalf("sampled(%s) at 25%% but not at 50%%: raising percent must only add users", user)
 		}
 		if first {
