@@ -40,21 +40,23 @@ var targetOptions map[string]targetOption
 
 func init() {
 	targetOptions = map[string]targetOption{
-		"name":          parseName,
-		"percent":       parsePercent,
-		"match":         parseMatch,
-		"sample_by":     parseSampleBy,
-		"max_rate":      parseMaxRate,
-		"header_up":     parseHeaderUp,
-		"timeout":       parseTargetDuration,
-		"fail_duration": parseTargetDuration,
-		"max_fails":     parseMaxFails,
-		"request_body":  parseRequestBody,
-		"concurrency":   parseConcurrency,
-		"transport":     parseTransport,
-		"compare":       parseCompare,
-		"lb_policy":     parseLBPolicy,
-		"dynamic":       parseDynamic,
+		"name":              parseName,
+		"percent":           parsePercent,
+		"match":             parseMatch,
+		"sample_by":         parseSampleBy,
+		"max_rate":          parseMaxRate,
+		"header_up":         parseHeaderUp,
+		"timeout":           parseTargetDuration,
+		"fail_duration":     parseTargetDuration,
+		"max_fails":         parseMaxFails,
+		"unhealthy_status":  parseUnhealthyStatus,
+		"unhealthy_latency": parseTargetDuration,
+		"request_body":      parseRequestBody,
+		"concurrency":       parseConcurrency,
+		"transport":         parseTransport,
+		"compare":           parseCompare,
+		"lb_policy":         parseLBPolicy,
+		"dynamic":           parseDynamic,
 	}
 }
 
@@ -182,10 +184,34 @@ func parseTargetDuration(p *caddyfileParser, t *Target) error {
 	if err != nil || dur < 0 {
 		return p.d.Errf("invalid %s '%s': must be a non-negative duration", name, v)
 	}
-	if name == "timeout" {
+	switch name {
+	case "timeout":
 		t.Timeout = caddy.Duration(dur)
-	} else {
+	case "unhealthy_latency":
+		t.UnhealthyLatency = caddy.Duration(dur)
+	default:
 		t.FailDuration = caddy.Duration(dur)
+	}
+	return nil
+}
+
+// parseUnhealthyStatus takes reverse_proxy's unhealthy_status: codes, or
+// classes written 5xx.
+func parseUnhealthyStatus(p *caddyfileParser, t *Target) error {
+	args := p.d.RemainingArgs()
+	if len(args) == 0 {
+		return p.d.ArgErr()
+	}
+	for _, arg := range args {
+		code := arg
+		if len(arg) == 3 && strings.HasSuffix(arg, "xx") {
+			code = arg[:1]
+		}
+		n, err := strconv.Atoi(code)
+		if err != nil || checkUnhealthyRules([]int{n}, 0) != nil {
+			return p.d.Errf("invalid unhealthy_status '%s': must be a status code (100 to 599) or a class (5xx)", arg)
+		}
+		t.UnhealthyStatus = append(t.UnhealthyStatus, n)
 	}
 	return nil
 }

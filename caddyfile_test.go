@@ -92,6 +92,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				timeout 5s
 				max_fails 3
 				fail_duration 1m
+				unhealthy_status 503 5xx
+				unhealthy_latency 2s
 				transport http {
 					dial_timeout 2s
 				}
@@ -111,6 +113,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				"timeout":5000000000,
 				"max_fails":3,
 				"fail_duration":60000000000,
+				"unhealthy_status":[503,5],
+				"unhealthy_latency":2000000000,
 				"transport":{"protocol":"http","dial_timeout":2000000000}
 			}],"max_body_size":1048576,"large_bodies":"stream","stream_window":262144,"max_stream_size":1073741824,"max_in_flight":64}`,
 		},
@@ -274,6 +278,10 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"lb_policy twice", "mirror {\n\tto http://a http://b {\n\t\tlb_policy first\n\t\tlb_policy first\n\t}\n}", "lb_policy already specified, at Testfile:4"},
 		{"dynamic unknown", "mirror {\n\tto {\n\t\tdynamic zookeeper\n\t}\n}", "zookeeper"},
 		{"dynamic twice", "mirror {\n\tto {\n\t\tdynamic a s 80\n\t\tdynamic a s 80\n\t}\n}", "dynamic upstreams already specified, at Testfile:4"},
+		{"unhealthy_status out of range", "mirror http://a {\n\tunhealthy_status 503 700\n}", "invalid unhealthy_status '700': must be a status code (100 to 599) or a class (5xx), at Testfile:2"},
+		{"unhealthy_status not a code", "mirror http://a {\n\tunhealthy_status busy\n}", "invalid unhealthy_status 'busy'"},
+		{"unhealthy_status without codes", "mirror http://a {\n\tunhealthy_status\n}", "wrong argument count"},
+		{"unhealthy_latency bad", "mirror http://a {\n\tunhealthy_latency -1s\n}", "invalid unhealthy_latency '-1s': must be a non-negative duration, at Testfile:2"},
 		{"max_wait bad", "mirror http://a {\n\tconcurrency {\n\t\tmax_wait soon\n\t}\n}", "invalid max_wait 'soon': must be a non-negative duration (0: never wait), at Testfile:3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,9 +1,13 @@
 package mirror
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // health is a target's circuit breaker. After maxFails copies in a row
@@ -116,4 +120,31 @@ func (h *health) setHealthy(healthy bool) {
 	if h.transition != nil {
 		h.transition(healthy)
 	}
+}
+
+// unhealthyAnswer reports whether a response counts as a failure for the
+// breaker, by t's unhealthy_status and unhealthy_latency.
+func (t *Target) unhealthyAnswer(status int, headers time.Duration) bool {
+	if t.UnhealthyLatency > 0 && headers > time.Duration(t.UnhealthyLatency) {
+		return true
+	}
+	for _, code := range t.UnhealthyStatus {
+		if caddyhttp.StatusCodeMatches(status, code) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkUnhealthyRules validates unhealthy_status and unhealthy_latency.
+func checkUnhealthyRules(statuses []int, latency caddy.Duration) error {
+	for _, code := range statuses {
+		if code < 1 || code > 5 && code < 100 || code > 599 {
+			return fmt.Errorf("unhealthy_status must hold status codes (100 to 599) or classes (1 to 5), got %d", code)
+		}
+	}
+	if latency < 0 {
+		return fmt.Errorf("unhealthy_latency must not be negative, got %v", time.Duration(latency))
+	}
+	return nil
 }

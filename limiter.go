@@ -427,7 +427,7 @@ func (l *concurrencyLimit) cancelLate(silentSince time.Time) {
 	over := l.inFlight - int(l.limit)
 	for e := l.sending.Front(); e != nil; e = e.Next() {
 		c := e.Value.(*heldCopy)
-		if c.answered || c.cancelled || c.ctx.Err() != nil {
+		if c.answered || c.cancelled || c.ctx.Err() != nil || pastDeadline(c.ctx) {
 			over-- // alive, or already on its way out: late, timed out or unloaded
 			continue
 		}
@@ -438,4 +438,12 @@ func (l *concurrencyLimit) cancelLate(silentSince time.Time) {
 		c.cancel()
 		over--
 	}
+}
+
+// pastDeadline reports whether ctx's deadline has passed, though on a
+// busy machine its timer may not have cancelled it yet: such a copy has
+// timed out (failed), and is not to be cancelled as late.
+func pastDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }

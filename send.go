@@ -47,7 +47,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	defer cancel()
 	if ok && r.dialFailed && retry {
 		if other := t.pool.other(c.replica); other != nil {
-			h.recordHealth(c, failed) // the replica's breaker sees the failed dial
+			h.recordHealth(c, roundTripResult{outcome: failed}) // the replica's breaker sees the failed dial
 			c.replica, c.probe = other, false
 			c.req = redirect(c.req, other)
 			cancel()
@@ -63,7 +63,7 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		h.dropUnsent(c)
 		return
 	}
-	h.recordHealth(c, r.outcome)
+	h.recordHealth(c, r)
 	h.logOutcome(c, r)
 
 	if c.ex != nil {
@@ -120,7 +120,8 @@ type roundTripResult struct {
 	req        *http.Request // as sent
 	err        error         // why it failed
 	status     int
-	drained    int64 // response body bytes read
+	headers    time.Duration // until the response's headers came
+	drained    int64         // response body bytes read
 	drainErr   error
 	duration   time.Duration
 }
@@ -173,6 +174,7 @@ func (h *Handler) roundTrip(ctx context.Context, c pendingCopy, body *sharedBody
 		r.dialFailed = errors.As(err, new(reverseproxy.DialError))
 		return r
 	}
+	r.headers = now().Sub(start)
 	// Whatever the transport does with ctx, a body still being read when
 	// the copy's time is up, or when the config is unloaded, is closed,
 	// which closes its connection: no read outlives the copy.
@@ -216,20 +218,21 @@ func (c *heldCopy) trace() *httptrace.ClientTrace {
 	}
 }
 
-// recordHealth tells the target's breaker what the copy's outcome says of
-// its shadow: an answer is a success; a failure, or a copy cancelled for
+// recordHealth tells the target's breaker what the copy's round trip says
+// of its replica: an answer is a success, unless unhealthy_status or
+// unhealthy_latency make it a failure; a failure, or a copy cancelled for
 // waiting in silence, a failure; a copy cut short on the client's side or
 // for lagging, or cancelled because its config is being unloaded, says
 // nothing (the breaker outlives the config).
-func (h *Handler) recordHealth(c pendingCopy, o outcome) {
+func (h *Handler) recordHealth(c pendingCopy, r roundTripResult) {
 	health := c.replica.state.health
-	if o.saysNothingOfHealth() || h.copyCtx.Err() != nil {
+	if r.outcome.saysNothingOfHealth() || h.copyCtx.Err() != nil {
 		if c.probe {
 			health.cancelProbe()
 		}
 		return
 	}
-	health.record(o == mirrored, c.probe)
+	health.record(r.outcome == mirrored && !c.target.unhealthyAnswer(r.status, r.headers), c.probe)
 }
 
 // logOutcome writes the copy's line: a warning when it failed or was

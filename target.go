@@ -111,8 +111,9 @@ type Target struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	// How many copies in a row must fail (a transport error or a timeout;
-	// any response counts as a success) for the target to be marked
-	// unhealthy. While it is, its copies are dropped at once (outcome
+	// any response counts as a success, unless unhealthy_status or
+	// unhealthy_latency say otherwise) for the target, or one replica of
+	// its pool, to be marked unhealthy. While it is, its copies are dropped at once (outcome
 	// dropped_unhealthy) without a connection being made, and every
 	// fail_duration one copy goes through as a probe; a probe that gets a
 	// response makes the target healthy again. -1 never marks it
@@ -122,6 +123,19 @@ type Target struct {
 	// How long an unhealthy target is left alone before a probe copy is
 	// sent. Must not be negative. Default: 10s.
 	FailDuration caddy.Duration `json:"fail_duration,omitempty"`
+
+	// Statuses that count as a failure for the breaker, as
+	// reverse_proxy's passive health check's unhealthy_status does: a
+	// code (503), or a class as its first digit (5 for 5xx). A relay that
+	// answers 503 for a replica that is gone then gets that replica
+	// ejected. The copy is still mirrored, and compared. Default: none
+	// (any response is a success).
+	UnhealthyStatus []int `json:"unhealthy_status,omitempty"`
+
+	// A response whose headers take longer than this counts as a failure
+	// for the breaker, as reverse_proxy's unhealthy_latency. The copy is
+	// still mirrored. Default: 0 (off).
+	UnhealthyLatency caddy.Duration `json:"unhealthy_latency,omitempty"`
 
 	// How many copies may be in flight to this target at once, a limit
 	// that adapts to the shadow; see Concurrency. Default: adaptive,
@@ -335,6 +349,9 @@ func (t *Target) validate() error {
 	}
 	if t.FailDuration < 0 {
 		return fmt.Errorf("fail_duration must not be negative, got %v", time.Duration(t.FailDuration))
+	}
+	if err := checkUnhealthyRules(t.UnhealthyStatus, t.UnhealthyLatency); err != nil {
+		return err
 	}
 	if t.SampleBy != "" {
 		if err := checkSampleBy(t.SampleBy); err != nil {
