@@ -27,12 +27,12 @@
 // admit.go (the checks and slots a copy takes, and its replica: pool.go),
 // copy.go (the copy's request), body.go and stream.go (its body, whole or
 // streamed), send.go (its round trip and outcome), copylog.go, outcome.go;
-// then the state behind them: limiter.go, health.go, shadowstate.go; and
-// the configuration: mirror.go (the module and its lifecycle), target.go,
-// upstreams.go and targetpool.go (a target's replicas, static or
-// dynamic), concurrency.go, transport.go, marker.go, prefix.go, names.go,
-// comparison.go, caddyfile*.go; targetsapi.go serves the replicas on the
-// admin API.
+// then the state behind them: limiter.go, lateness.go, health.go,
+// shadowstate.go; and the configuration: mirror.go (the module and its
+// lifecycle), target.go, target_validate.go, upstreams.go and
+// targetpool.go (a target's replicas, static or dynamic), concurrency.go,
+// transport.go, marker.go, prefix.go, names.go, comparison.go,
+// caddyfile*.go; targetsapi.go serves the replicas on the admin API.
 //
 //   - replica: one upstream of a target's pool, with its own shadow state
 //     (pool.go).
