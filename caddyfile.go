@@ -187,6 +187,9 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 		if t.Upstream == "" && len(t.Upstreams) == 0 && t.DynamicUpstreamsRaw == nil {
 			return errAt(directive, fmt.Errorf("a 'to' block needs upstreams, or a dynamic subdirective"))
 		}
+		if err := t.checkHealthChecks(); err != nil {
+			return errAt(directive, err)
+		}
 	}
 	for _, t := range h.Targets {
 		if t.Compare != nil && t.Compare.NoiseFrom != "" && !hasTargetNamed(h.Targets, t.Compare.NoiseFrom) {

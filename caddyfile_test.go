@@ -94,6 +94,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				fail_duration 1m
 				unhealthy_status 503 5xx
 				unhealthy_latency 2s
+				health_uri /healthz
+				health_interval 5s
+				health_headers {
+					X-Probe mirror
+				}
 				transport http {
 					dial_timeout 2s
 				}
@@ -115,6 +120,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				"fail_duration":60000000000,
 				"unhealthy_status":[503,5],
 				"unhealthy_latency":2000000000,
+				"health_checks":{"active":{"uri":"/healthz","interval":5000000000,"headers":{"X-Probe":["mirror"]}}},
 				"transport":{"protocol":"http","dial_timeout":2000000000}
 			}],"max_body_size":1048576,"large_bodies":"stream","stream_window":262144,"max_stream_size":1073741824,"max_in_flight":64}`,
 		},
@@ -282,6 +288,8 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"unhealthy_status not a code", "mirror http://a {\n\tunhealthy_status busy\n}", "invalid unhealthy_status 'busy'"},
 		{"unhealthy_status without codes", "mirror http://a {\n\tunhealthy_status\n}", "wrong argument count"},
 		{"unhealthy_latency bad", "mirror http://a {\n\tunhealthy_latency -1s\n}", "invalid unhealthy_latency '-1s': must be a non-negative duration, at Testfile:2"},
+		{"health_interval bad", "mirror http://a {\n\thealth_interval soon\n}", "bad interval value soon: time: invalid duration \"soon\", at Testfile:2"},
+		{"health checks on dynamic upstreams", "mirror {\n\tto {\n\t\tdynamic a s 80\n\t\thealth_uri /h\n\t}\n}", "health_checks.active: reverse_proxy checks static upstreams only, not dynamic ones, at Testfile:1"},
 		{"max_wait bad", "mirror http://a {\n\tconcurrency {\n\t\tmax_wait soon\n\t}\n}", "invalid max_wait 'soon': must be a non-negative duration (0: never wait), at Testfile:3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,6 +102,8 @@ type pool struct {
 	replicas  atomic.Pointer[[]*replica] // the replicas now
 	selector  reverseproxy.Selector      // nil: at random
 	leastConn bool                       // the fewest copies in flight: the mirror's own count
+	// the target has active health checks: a replica must also pass them
+	activeChecks atomic.Bool
 
 	mu      sync.Mutex          // serialises changes of replicas
 	byDial  map[string]*replica // every replica in use, by dial address
@@ -178,12 +180,18 @@ func (p *pool) pick(req *http.Request) (r *replica, probe, ok bool) {
 	case 0:
 		return nil, false, false
 	case 1:
+		if !p.passesChecks(rs[0]) {
+			return nil, false, false
+		}
 		ok, probe = rs[0].state.health.allow()
 		return rs[0], probe, ok
 	}
 	available := make([]*replica, 0, len(rs))
 	roomy := 0
 	for _, r := range rs {
+		if !p.passesChecks(r) {
+			continue
+		}
 		if !r.state.health.closed() {
 			// an ejected replica due a probe takes this copy, so that it
 			// is found again while the others serve
@@ -241,18 +249,25 @@ func (p *pool) choose(available []*replica, req *http.Request) *replica {
 // whose dial to r failed, or nil.
 func (p *pool) other(r *replica) *replica {
 	for _, o := range p.now() {
-		if o != r && o.state.health.closed() {
+		if o != r && o.state.health.closed() && p.passesChecks(o) {
 			return o
 		}
 	}
 	return nil
 }
 
-// healthy counts the replicas that are not ejected.
+// passesChecks reports whether r passes the target's active health
+// checks, if it has any: reverse_proxy's checker marks its host.
+func (p *pool) passesChecks(r *replica) bool {
+	return !p.activeChecks.Load() || r.up.Healthy()
+}
+
+// healthy counts the replicas that are not ejected and pass the active
+// health checks.
 func (p *pool) healthy() int {
 	n := 0
 	for _, r := range p.now() {
-		if r.state.health.closed() {
+		if r.state.health.closed() && p.passesChecks(r) {
 			n++
 		}
 	}

@@ -131,6 +131,14 @@ type Target struct {
 	// (any response is a success).
 	UnhealthyStatus []int `json:"unhealthy_status,omitempty"`
 
+	// Active health checks, as reverse_proxy's health_checks.active (URI,
+	// port, interval, timeout, passes, fails, expected status and body,
+	// ...), run by reverse_proxy's own checker on each replica with the
+	// target's transport; copies go only to the replicas it finds
+	// healthy. Static upstreams only; passive checks are max_fails and
+	// its kin. Default: none.
+	HealthChecks *reverseproxy.HealthChecks `json:"health_checks,omitempty"`
+
 	// A response whose headers take longer than this counts as a failure
 	// for the breaker, as reverse_proxy's unhealthy_latency. The copy is
 	// still mirrored. Default: 0 (off).
@@ -156,19 +164,21 @@ type Target struct {
 	// Transport is the loaded transport module.
 	Transport http.RoundTripper `json:"-"`
 
-	pool        *pool                       // its replicas
-	source      reverseproxy.UpstreamSource // its dynamic upstreams, if any
-	stopRefresh context.CancelFunc          // stops asking source
-	scheme      string                      // http, https or h2c, of every replica
-	pathPrefix  string                      // decoded path prefix, without a trailing slash
-	rawPrefix   string                      // the same prefix, escaped
-	label       string                      // the target label in metrics and logs
-	marker      string                      // the handler's loop marker, set on every copy
-	timeout     time.Duration
-	matcherSets caddyhttp.MatcherSets
-	sampler     *sampler
-	counters    [numOutcomes]prometheus.Counter
-	inFlight    prometheus.Gauge
+	pool   *pool                       // its replicas
+	source reverseproxy.UpstreamSource // its dynamic upstreams, if any
+	// runs its active health checks, if any (see activehealth.go)
+	healthChecker *reverseproxy.Handler
+	stopRefresh   context.CancelFunc // stops asking source
+	scheme        string             // http, https or h2c, of every replica
+	pathPrefix    string             // decoded path prefix, without a trailing slash
+	rawPrefix     string             // the same prefix, escaped
+	label         string             // the target label in metrics and logs
+	marker        string             // the handler's loop marker, set on every copy
+	timeout       time.Duration
+	matcherSets   caddyhttp.MatcherSets
+	sampler       *sampler
+	counters      [numOutcomes]prometheus.Counter
+	inFlight      prometheus.Gauge
 	// reserved counts the copies admitted for this target and not yet
 	// ended, waiting for a slot or in flight: at most ceiling, the target's
 	// share of max_in_flight, so that a target whose copies wait cannot

@@ -30,6 +30,9 @@ func (t *Target) validate() error {
 	if err := checkUnhealthyRules(t.UnhealthyStatus, t.UnhealthyLatency); err != nil {
 		return err
 	}
+	if err := t.checkHealthChecks(); err != nil {
+		return err
+	}
 	if t.SampleBy != "" {
 		if err := checkSampleBy(t.SampleBy); err != nil {
 			return err

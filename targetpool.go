@@ -94,6 +94,9 @@ func (t *Target) provisionPool(ctx caddy.Context, settings limitSettings, parsed
 	if ht, ok := t.Transport.(*reverseproxy.HTTPTransport); ok {
 		t.dialUnixReplicas(ht)
 	}
+	if err := t.provisionActiveHealth(ctx); err != nil {
+		return err
+	}
 	if t.DynamicUpstreamsRaw != nil {
 		mod, err := ctx.LoadModule(t, "DynamicUpstreamsRaw")
 		if err != nil {
@@ -103,22 +106,21 @@ func (t *Target) provisionPool(ctx caddy.Context, settings limitSettings, parsed
 		t.refreshReplicas(ctx) // the first answer, before the config serves
 		refresh, stop := context.WithCancel(context.WithoutCancel(ctx))
 		t.stopRefresh = stop
-		go t.keepRefreshing(refresh)
+		go every(refresh, dynamicRefresh, func() { t.refreshReplicas(refresh) })
 	}
 	return nil
 }
 
-// keepRefreshing asks t's dynamic source for its replicas every
-// dynamicRefresh until ctx ends.
-func (t *Target) keepRefreshing(ctx context.Context) {
-	tick := time.NewTicker(dynamicRefresh)
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			t.refreshReplicas(ctx)
+			f()
 		}
 	}
 }
@@ -153,6 +155,7 @@ func (t *Target) refreshReplicas(ctx context.Context) {
 // closePool stops the refresh and gives back every replica's state.
 func (t *Target) closePool() {
 	loadedTargets.Delete(t)
+	t.closeActiveHealth()
 	if t.stopRefresh != nil {
 		t.stopRefresh()
 		t.stopRefresh = nil

@@ -75,7 +75,7 @@ func targetViews() []targetView {
 		for _, r := range t.pool.now() {
 			reps[r.dial] = replicaView{
 				Address:          r.dial,
-				Healthy:          r.state.health.closed(),
+				Healthy:          r.state.health.closed() && t.pool.passesChecks(r),
 				ConcurrencyLimit: r.limitShown.Load(),
 				InFlight:         r.state.limit.inFlightNow(),
 			}

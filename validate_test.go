@@ -71,6 +71,7 @@ var invalidConfigs = []struct {
 	{"max_fails", `{"targets":[{"upstream":"http://a","max_fails":-2}]}`, "targets[0]: max_fails must be -1 (never unhealthy) or more, got -2"},
 	{"fail_duration", `{"targets":[{"upstream":"http://a","fail_duration":"-1s"}]}`, "targets[0]: fail_duration must not be negative"},
 	{"unhealthy_status", `{"targets":[{"upstream":"http://a","unhealthy_status":[42]}]}`, "targets[0]: unhealthy_status must hold status codes (100 to 599) or classes (1 to 5), got 42"},
+	{"passive health checks", `{"targets":[{"upstream":"http://a","health_checks":{"passive":{"max_fails":2}}}]}`, "targets[0]: health_checks.passive: the mirror's passive checks are max_fails"},
 	{"unhealthy_latency", `{"targets":[{"upstream":"http://a","unhealthy_latency":"-1s"}]}`, "targets[0]: unhealthy_latency must not be negative"},
 	{"concurrency floor negative", `{"targets":[{"upstream":"http://a","concurrency":{"floor":-1}}]}`, "targets[0]: concurrency.floor must be at least 1, got -1"},
 	{"concurrency ceiling negative", `{"targets":[{"upstream":"http://a","concurrency":{"ceiling":-1}}]}`, "targets[0]: concurrency.ceiling must be at least 1, got -1"},
