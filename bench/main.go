@@ -36,10 +36,18 @@ type config struct {
 	nginx        string // path of nginx; "" when not used
 	caddy        string // path of the Caddy built for the run
 	soak         soakConfig
+	isolation    isolationConfig
+}
+
+// isolationConfig is scenario 1's own length, which its tail needs more
+// of than the other scenarios.
+type isolationConfig struct {
+	reps  int           // interleaved repetitions
+	phase time.Duration // each variant's measured phase
 }
 
 func main() {
-	log.SetFlags(0)
+	log.SetFlags(log.Lmicroseconds)
 	log.SetPrefix("bench: ")
 	var cfg config
 	var scenarios string
@@ -50,14 +58,23 @@ func main() {
 	flag.DurationVar(&cfg.primaryDelay, "primary-delay", time.Millisecond, "time the primary takes to answer")
 	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs to pin Caddy and nginx to, as taskset -c takes them (default: not pinned)")
 	flag.StringVar(&cfg.out, "out", "", "folder for RESULTS.md and the charts (default: bench/, or a temporary folder with -quick)")
-	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8,9,10,11,12", "scenarios to run, by number")
+	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8,9,10,11,12,13", "scenarios to run, by number")
 	noNginx := flag.Bool("no-nginx", false, "skip nginx even when it is installed")
 	var soak soakConfig
 	flag.DurationVar(&soak.duration, "soak", 0, "instead of the scenarios, soak the mirror this long while the shadow flaps, and write SOAK.md and soak.png")
 	flag.DurationVar(&soak.every, "flap-every", 30*time.Second, "with -soak: how long the shadow keeps each behaviour")
 	flag.Float64Var(&soak.rate, "soak-rate", 200, "with -soak: requests per second")
+	flag.IntVar(&cfg.isolation.reps, "isolation-reps", 0, "repetitions of scenario 1 (default: -reps)")
+	flag.DurationVar(&cfg.isolation.phase, "isolation-phase", 0, "length of scenario 1's phases (default: -phase)")
 	backendsOnly := flag.Bool("backends", false, "internal: serve the backends for a parent bench process")
+	loadgenOnly := flag.Bool("loadgen", false, "internal: generate one phase's load for a parent bench process")
 	flag.Parse()
+	if *loadgenOnly {
+		if err := runLoadgen(); err != nil {
+			log.Fatalf("load generator: %v", err)
+		}
+		return
+	}
 	if *backendsOnly {
 		if err := serveBackends(cfg.primaryDelay); err != nil {
 			log.Fatalf("backends: %v", err)
@@ -68,6 +85,13 @@ func main() {
 	cfg.warmup = 500 * time.Millisecond
 	if cfg.quick {
 		cfg.reps, cfg.phase, cfg.memoryPhase, cfg.warmup = 1, time.Second, 3*time.Second, 200*time.Millisecond
+		cfg.isolation = isolationConfig{}
+	}
+	if cfg.isolation.reps <= 0 {
+		cfg.isolation.reps = cfg.reps
+	}
+	if cfg.isolation.phase <= 0 {
+		cfg.isolation.phase = cfg.phase
 	}
 	cfg.soak = soak
 	if err := run(&cfg, *noNginx); err != nil {

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// TestIsolationRatios: each repetition's ratio is to the mean of its
+// baseline's first and last runs, and the baseline's drift is last over
+// first.
+func TestIsolationRatios(t *testing.T) {
+	run := func(p99ms int64) measurement {
+		m := measurement{load: load{latency: newLatencyHistogram(), completed: 100, elapsed: time.Second}}
+		for range 100 {
+			_ = m.latency.RecordValue(p99ms * 1000)
+		}
+		return m
+	}
+	ir := isolationRuns{reps: 2, res: results{
+		baselineFirst: {run(4), run(10)},
+		baselineLast:  {run(6), run(10)},
+		"v":           {run(10), run(5)},
+	}}
+	got := ir.ratios(variant{name: "v", server: "caddy"}, p99)
+	if len(got) != 2 || math.Abs(got[0]-2) > 0.01 || math.Abs(got[1]-0.5) > 0.01 {
+		t.Fatalf("ratios %v; want 2 and 0.5", got)
+	}
+	drift := ir.baselineDrift()
+	if math.Abs(drift[0]-1.5) > 0.01 || math.Abs(drift[1]-1) > 0.01 || math.Abs(worstSpread(drift)-1.5) > 0.01 {
+		t.Fatalf("drift %v", drift)
+	}
+	if lo, hi := ir.baselineAcross(); math.Abs(lo-5) > 0.01 || math.Abs(hi-10) > 0.01 {
+		t.Fatalf("across %g–%g; want 5–10", lo, hi)
+	}
+	if spread(0.8) != 1.25 || spread(1.25) != 1.25 {
+		t.Fatal("spread is not symmetric")
+	}
+}

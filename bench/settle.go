@@ -1,0 +1,56 @@
+package main
+
+import (
+	"time"
+)
+
+// settleEvery is how often settle samples the proxy.
+const settleEvery = 100 * time.Millisecond
+
+// settleSteady is how many samples in a row must show the same goroutine
+// count, once no copy is in flight, for the proxy to have settled.
+const settleSteady = 3
+
+// settledState is the proxy once its load has ended and its copies are
+// gone, or as it was at the deadline.
+type settledState struct {
+	settled    bool          // no copy in flight, and the goroutines steady
+	after      time.Duration // from the end of the load
+	inFlight   float64
+	rss        int64
+	goroutines float64
+	held       int // sockets to the shadow among the proxy's descriptors
+}
+
+// settle samples a Caddy every settleEvery after its load has ended until
+// no copy is in flight and its goroutine count has stayed the same for
+// settleSteady samples, or until within has passed, and returns its last
+// sample.
+func settle(p *proxyProcess, shadowPort int, within time.Duration) settledState {
+	start := time.Now()
+	var s settledState
+	steady := 0
+	for {
+		m, err := scrape(p.admin)
+		prev := s.goroutines
+		if err == nil {
+			s.inFlight, s.goroutines = m.value("caddy_http_mirror_in_flight", nil), m.value("go_goroutines", nil)
+		}
+		s.rss, _ = p.memory()
+		s.held = socketsHeldTo(p.pids(), shadowPort)
+		s.after = time.Since(start)
+		if err == nil && s.inFlight == 0 && s.goroutines == prev {
+			steady++
+		} else {
+			steady = 0
+		}
+		if steady >= settleSteady {
+			s.settled = true
+			return s
+		}
+		if s.after >= within {
+			return s
+		}
+		time.Sleep(settleEvery) // polling another process, with a deadline
+	}
+}
