@@ -12,7 +12,10 @@ func (h *Handler) admit(t *Target, r *http.Request) (probe bool, reason outcome,
 	if reason, skip := unsupported(r); skip {
 		return false, reason, false
 	}
-	if r.ContentLength > h.MaxBodySize && (!h.streams() || h.MaxStreamSize > 0 && r.ContentLength > h.MaxStreamSize) {
+	if t.pathPrefix != "" && !safeUnderPrefix(r.URL.EscapedPath()) {
+		return false, skippedUnsafePath, false
+	}
+	if r.ContentLength > h.MaxBodySize && t.copiesBody() && (!h.streams() || h.MaxStreamSize > 0 && r.ContentLength > h.MaxStreamSize) {
 		return false, skippedBodyTooLarge, false
 	}
 	if !t.sampler.allow() {
@@ -22,9 +25,12 @@ func (h *Handler) admit(t *Target, r *http.Request) (probe bool, reason outcome,
 }
 
 // admitSending applies the checks that a copy to t must pass whatever
-// chose it: t's health, a slot under the handler's max_in_flight and a
-// slot under t's concurrency limit, which it takes. The slots must be
-// given back with release.
+// chose it: t's health, a slot under the handler's max_in_flight, which
+// bounds memory, and a place within t's concurrency ceiling (t's share of
+// max_in_flight), which it takes. They must be given back with
+// releaseInFlight. The slot under t's adaptive limit is taken later, in
+// the copy's own goroutine, once its body is ready (see send): a copy
+// whose client is still sending its body holds no slot of the shadow's.
 func (h *Handler) admitSending(t *Target) (probe bool, reason outcome, ok bool) {
 	ok, probe = t.health.allow()
 	if !ok {
@@ -32,7 +38,7 @@ func (h *Handler) admitSending(t *Target) (probe bool, reason outcome, ok bool) 
 	}
 	reason = droppedInFlight
 	if h.inFlight.Add(1) <= int64(h.MaxInFlight) {
-		if t.limit.acquire() {
+		if t.limit.reserve() {
 			t.inFlight.Inc()
 			return probe, 0, true
 		}
@@ -45,15 +51,11 @@ func (h *Handler) admitSending(t *Target) (probe bool, reason outcome, ok bool) 
 	return false, reason, false
 }
 
-// release gives back the slots that admit took for a copy to t; held is
-// what the limit's start returned, nil if the copy never started;
-// completed says whether the shadow answered it. It reports whether the
-// copy was cancelled for being late.
-func (h *Handler) release(t *Target, held *heldCopy, completed bool) (late bool) {
-	late = t.limit.release(held, completed)
+// releaseInFlight gives back what admitSending took for a copy to t.
+func (h *Handler) releaseInFlight(t *Target) {
+	t.limit.unreserve()
 	t.inFlight.Dec()
 	h.inFlight.Add(-1)
-	return late
 }
 
 // abandon ends copies that will not be sent: each is counted with reason
@@ -62,14 +64,28 @@ func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
 	for _, c := range copies {
 		// the slot is free before the outcome is counted, as in send, so
 		// that a counted copy is never in flight
-		h.release(c.target, nil, false)
+		h.releaseInFlight(c.target)
 		if c.probe {
 			c.target.health.cancelProbe()
 		}
 		c.target.count(reason)
 		if c.ex != nil {
-			c.response.finish()
-			c.ex.release()
+			c.response.Finish()
+			c.ex.Release()
 		}
 	}
+}
+
+// unsupported reports whether r can never be copied, and why: it is
+// itself a copy (which would make a mirror loop; screenMarker has removed
+// any marker that is not this process's), or it opens a tunnel or
+// upgrades the connection, which a one-shot copy cannot reproduce.
+func unsupported(r *http.Request) (outcome, bool) {
+	if _, ok := r.Header[markerHeader]; ok {
+		return skippedLoop, true
+	}
+	if r.Method == http.MethodConnect || r.Header.Get("Upgrade") != "" {
+		return skippedUnsupported, true
+	}
+	return 0, false
 }

@@ -3,7 +3,6 @@ package mirror
 import (
 	"bytes"
 	"io"
-	"net/http"
 	"sync"
 	"sync/atomic"
 )
@@ -146,7 +145,7 @@ func (b *teeBody) startStreaming() {
 	}
 	b.streams = make([]*streamBody, len(b.copies))
 	for i := range b.copies {
-		b.streams[i] = newStreamBody(prefix, int(b.h.StreamWindow), length)
+		b.streams[i] = newStreamBody(prefix, int(b.h.StreamWindow), b.h.slack, length)
 		b.copies[i].stream = b.streams[i]
 	}
 	b.h.dispatch(b.copies, nil)
@@ -226,13 +225,7 @@ func (c *copyBody) Close() error {
 	return nil
 }
 
-// drain reads and discards up to maxDrainBytes of a shadow's response, so
-// that its connection can be reused, then closes it.
-func drain(resp *http.Response) (int64, error) {
-	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-	closeErr := resp.Body.Close()
-	if err == nil {
-		err = closeErr
-	}
-	return n, err
+// bufPool holds the buffers that request bodies are copied into.
+var bufPool = sync.Pool{
+	New: func() any { return new(bytes.Buffer) },
 }

@@ -1,13 +1,14 @@
 package mirror
 
 import (
+	"fmt"
 	"strconv"
-
-	"github.com/dustin/go-humanize"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-mirror/mirror/internal/parse"
 )
 
 func init() {
@@ -19,7 +20,8 @@ func init() {
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
+	p := &caddyfileParser{d: h.Dispenser, namedMatcher: h.MatcherToken}
+	err := m.unmarshal(p)
 	return m, err
 }
 
@@ -39,8 +41,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        fail_duration <duration>
 //	        # the target's adaptive limit on copies in flight
 //	        concurrency {
-//	            floor   <n>
-//	            ceiling <n>
+//	            floor    <n>
+//	            ceiling  <n>
+//	            max_wait <duration>
 //	            fixed
 //	        }
 //	        transport   <module> { ... }
@@ -61,19 +64,34 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_body_size <size>
 //	    large_bodies  stream|skip
 //	    stream_window <size>
+//	    stream_slack  <size>
 //	    max_stream_size <size>
 //	    max_in_flight <n>
+//	    marker        <value>
 //	}
+//
+// Every value that can be checked without loading the config is checked
+// here, so that caddy adapt reports it with its line.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return h.unmarshal(&caddyfileParser{d: d})
+}
+
+// unmarshal is UnmarshalCaddyfile with the parser's state.
+func (h *Handler) unmarshal(p *caddyfileParser) error {
+	d := p.d
 	d.Next() // consume directive name
+	directive := d.Token()
 
 	var inline *Target
 	if d.NextArg() {
+		if err := checkCaddyfileUpstream(d.Val()); err != nil {
+			return d.Err(err.Error())
+		}
 		inline = &Target{Upstream: d.Val()}
 		h.Targets = append(h.Targets, inline)
 	}
 	if d.NextArg() {
-		return d.ArgErr()
+		return d.Errf("wrong argument count or unexpected line ending after '%s': a target takes one upstream; for several shadows, write a 'to <upstream>' block for each", d.Val())
 	}
 
 	for d.NextBlock(0) {
@@ -82,43 +100,53 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
+			if err := checkCaddyfileUpstream(d.Val()); err != nil {
+				return d.Err(err.Error())
+			}
 			t := &Target{Upstream: d.Val()}
 			if d.NextArg() {
-				return d.ArgErr()
+				return d.Errf("wrong argument count or unexpected line ending after '%s': a target takes one upstream; for several shadows, write a 'to <upstream>' block for each", d.Val())
 			}
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				if err := unmarshalTargetOption(d, t); err != nil {
+				if err := p.unmarshalTargetOption(t); err != nil {
 					return err
 				}
 			}
 			h.Targets = append(h.Targets, t)
 
-		case "max_body_size", "stream_window", "max_stream_size":
+		case "max_body_size", "stream_window", "max_stream_size", "stream_slack":
 			name := d.Val()
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			size, err := humanize.ParseBytes(d.Val())
+			v, err := oneArg(d)
 			if err != nil {
-				return d.Errf("invalid %s '%s': %v", name, d.Val(), err)
+				return err
 			}
-			if size > 1<<62 {
-				return d.Errf("invalid %s '%s': too large", name, d.Val())
+			size, err := parse.Size(v)
+			if err != nil {
+				return d.Errf("invalid %s '%s': %v", name, v, err)
 			}
 			switch name {
 			case "max_body_size":
-				h.MaxBodySize = int64(size)
-			case "stream_window":
-				if size < minStreamWindow || size > maxStreamWindow {
-					return d.Errf("invalid stream_window '%s': must be between 4KiB and 1GiB", d.Val())
+				h.MaxBodySize = size
+			case "stream_slack":
+				h.StreamSlack = size
+				if size == 0 {
+					h.StreamSlack = -1 // none; absent is the default
 				}
-				h.StreamWindow = int64(size)
+			case "stream_window":
+				if err := checkStreamWindow(size); err != nil {
+					return d.Errf("invalid stream_window '%s': %v", v, err)
+				}
+				h.StreamWindow = size
 			default:
-				h.MaxStreamSize = int64(size)
+				h.MaxStreamSize = size
 			}
-			if d.NextArg() {
-				return d.ArgErr()
+
+		case "marker":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
 			}
+			h.Marker = v
 
 		case "large_bodies":
 			if !d.NextArg() {
@@ -133,29 +161,46 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 
 		case "max_in_flight":
-			if !d.NextArg() {
-				return d.ArgErr()
+			v, err := oneArg(d)
+			if err != nil {
+				return err
 			}
-			n, err := strconv.Atoi(d.Val())
-			if err != nil || n < 0 {
-				return d.Errf("invalid max_in_flight '%s': must be a non-negative integer", d.Val())
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("invalid max_in_flight '%s': must be a positive integer", v)
 			}
 			h.MaxInFlight = n
-			if d.NextArg() {
-				return d.ArgErr()
-			}
 
 		default:
 			if inline == nil {
-				if isTargetOption(d.Val()) {
+				if _, ok := targetOptions[d.Val()]; ok {
 					return d.Errf("'%s' applies to a target: put it inside a 'to <upstream> { }' block, or give mirror an inline upstream", d.Val())
 				}
 				return d.Errf("unrecognized subdirective '%s'", d.Val())
 			}
-			if err := unmarshalTargetOption(d, inline); err != nil {
+			if err := p.unmarshalTargetOption(inline); err != nil {
 				return err
 			}
 		}
 	}
+	if len(h.Targets) == 0 {
+		return errAt(directive, fmt.Errorf("mirror needs a shadow: mirror <upstream>, or a 'to <upstream>' block inside mirror { }"))
+	}
+	for _, t := range h.Targets {
+		if t.Compare != nil && t.Compare.NoiseFrom != "" && !hasTargetNamed(h.Targets, t.Compare.NoiseFrom) {
+			return errAt(directive, fmt.Errorf("compare noise_from %q: no target of this mirror is named so", t.Compare.NoiseFrom))
+		}
+	}
 	return nil
+}
+
+// hasTargetNamed reports whether a target is named name, or, having no
+// name, has it as its upstream.
+func hasTargetNamed(targets []*Target, name string) bool {
+	for _, t := range targets {
+		if t.Name == name || t.Name == "" && t.Upstream == name {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -247,6 +248,29 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"concurrency twice", "mirror http://a {\n\tconcurrency\n\tconcurrency\n}", "concurrency already specified, at Testfile:3"},
 		{"concurrency outside a target", "mirror {\n\tconcurrency\n}", "'concurrency' applies to a target"},
 		{"compare flag with a value", "mirror http://a {\n\tcompare {\n\t\tsamples_include_query yes\n\t}\n}", "wrong argument count"},
+		// checked as the Caddyfile is adapted, with the line
+		{"a bare mirror", "mirror", "or a 'to <upstream>' block inside mirror { }, at Testfile:1"},
+		{"an empty mirror block", "mirror {\n}", "mirror needs a shadow: mirror <upstream>, or a 'to <upstream>' block inside mirror { }, at Testfile:1"},
+		{"an upstream that does not parse", "mirror {\n\tto http://[::1\n}", `upstream "http://[::1"`},
+		{"host:port without a scheme", "mirror 127.0.0.1:9001", "write it with its scheme, such as http://127.0.0.1:9001, at Testfile:1"},
+		{"localhost:port without a scheme", "mirror {\n\tto localhost:9001\n}", "write it with its scheme, such as http://localhost:9001, at Testfile:2"},
+		{"another scheme", "mirror ftp://a", "scheme must be http or https, at Testfile:1"},
+		{"an upstream with a query", "mirror http://a/?x=1", "a query is not allowed, at Testfile:1"},
+		{"floor over ceiling", "mirror http://a {\n\tconcurrency {\n\t\tfloor 50\n\t\tceiling 10\n\t}\n}", "concurrency.floor (50) must not exceed concurrency.ceiling (10), at Testfile:2"},
+		{"compare ignore not a pointer", "mirror http://a {\n\tcompare {\n\t\tignore items/x\n\t}\n}", "invalid ignore 'items/x': is not a JSON pointer: it must start with /, at Testfile:3"},
+		{"compare headers not a name", "mirror http://a {\n\tcompare {\n\t\theaders \"X Y\"\n\t}\n}", "invalid headers 'X Y': is not a header field name, at Testfile:3"},
+		{"compare ignore then a bad body", "mirror http://a {\n\tcompare {\n\t\tignore /a\n\t\tbody xml\n\t}\n}", "invalid body 'xml': must be auto, json, bytes or off, at Testfile:4"},
+		{"max_stream_size negative", "mirror http://a {\n\tmax_stream_size -1\n}", "invalid max_stream_size '-1': must be a size such as 1MiB, at Testfile:2"},
+		{"match with a named matcher outside a site", "mirror http://a {\n\tmatch @api\n}", "match @api: named matchers are taken only where the mirror directive is parsed as part of a site"},
+		{"max_fails 0", "mirror http://a {\n\tmax_fails 0\n}", "invalid max_fails '0': must be -1 (never unhealthy) or at least 1, at Testfile:2"},
+		{"max_in_flight 0", "mirror http://a {\n\tmax_in_flight 0\n}", "invalid max_in_flight '0': must be a positive integer, at Testfile:2"},
+		{"sample_by a literal", "mirror http://a {\n\tsample_by user\n}", "a literal is the same for every request, at Testfile:2"},
+		{"header_up with a response placeholder", "mirror http://a {\n\theader_up X-Status {http.response.status}\n}", "{http.response.status} never has a value for a copy, which is made before the primary answers, at Testfile:2"},
+		{"header_up with reverse_proxy's placeholder", "mirror http://a {\n\theader_up X-Dur {http.reverse_proxy.upstream.duration}\n}", "is reverse_proxy's own and has no value for a copy; the copy's upstream is {http.reverse_proxy.upstream.hostport} (or .address, .host, .port), at Testfile:2"},
+		{"noise_from naming no target", "mirror {\n\tto http://a {\n\t\tcompare {\n\t\t\tnoise_from b\n\t\t}\n\t}\n}", `compare noise_from "b": no target of this mirror is named so, at Testfile:1`},
+		{"request_body bad", "mirror http://a {\n\trequest_body maybe\n}", "invalid request_body 'maybe': must be on or off, at Testfile:2"},
+		{"two upstreams, with a hint", "mirror {\n\tto http://a http://b\n}", "a target takes one upstream"},
+		{"max_wait bad", "mirror http://a {\n\tconcurrency {\n\t\tmax_wait soon\n\t}\n}", "invalid max_wait 'soon': must be a non-negative duration (0: never wait), at Testfile:3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h Handler
@@ -277,4 +301,25 @@ func normalizeJSON(t testing.TB, s string) string {
 		t.Fatal(err)
 	}
 	return string(out)
+}
+
+// TestCaddyfileTargetNamedMatcher: a target's match takes a named matcher
+// of its site, as a route does.
+func TestCaddyfileTargetNamedMatcher(t *testing.T) {
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(`:8080 {
+	@api path /api/*
+	mirror {
+		to http://shadow {
+			match @api
+		}
+	}
+	respond ok
+}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"match":[{"path":["/api/*"]}]`) {
+		t.Errorf("adapted config does not give the target the @api matcher:\n%s", out)
+	}
 }

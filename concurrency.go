@@ -3,6 +3,10 @@ package mirror
 import (
 	"fmt"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // Concurrency limits how many copies one target may have in flight. The
@@ -10,8 +14,11 @@ import (
 // copies complete at a steady latency, shrinks when their latency climbs,
 // and falls to the floor within about a second when the shadow stops
 // answering, so a hanging shadow holds a few connections instead of
-// max_in_flight of them. A copy over its target's limit is dropped at once
-// (outcome dropped_concurrency); nothing on the request path waits.
+// max_in_flight of them. A copy over its target's limit waits for a slot,
+// in its own goroutine, for at most max_wait, and is then dropped (outcome
+// dropped_concurrency); nothing on the request path waits. The limit, what
+// it has learnt and the breaker are the shadow's: a config load keeps
+// them (see shadowState).
 type Concurrency struct {
 	// The least the limit falls to, so that copies keep going to a shadow
 	// that stopped answering and its recovery is found again. At least 1.
@@ -28,6 +35,14 @@ type Concurrency struct {
 	// are never cancelled for being late; with one target this is how the
 	// mirror behaved before adaptive limits. Default: false (adaptive).
 	Fixed bool `json:"fixed,omitempty"`
+
+	// How long a copy over the limit may wait for a slot, off the request
+	// path, before it is dropped (dropped_concurrency). A waiting copy
+	// holds its buffered body, counted under max_in_flight, and no
+	// connection; its timeout starts once it has a slot. -1 (in the
+	// Caddyfile, max_wait 0) never waits: a copy over the limit is dropped
+	// at once. Default: 1s.
+	MaxWait caddy.Duration `json:"max_wait,omitempty"`
 }
 
 // validate checks c's configured values against the handler's
@@ -45,12 +60,17 @@ func (c *Concurrency) validate(maxInFlight int) error {
 	if c.Ceiling > 0 && c.Floor > c.Ceiling {
 		return fmt.Errorf("concurrency.floor (%d) must not exceed concurrency.ceiling (%d)", c.Floor, c.Ceiling)
 	}
+	if c.MaxWait < -1 {
+		return fmt.Errorf("concurrency.max_wait must be -1 (never wait) or a duration, got %v", time.Duration(c.MaxWait))
+	}
 	return nil
 }
 
-// provisionConcurrency sets up t's concurrency limit. share is the
-// ceiling's default: the target's equal share of max_in_flight.
-func (t *Target) provisionConcurrency(share int) {
+// provisionConcurrency configures the limit of t's shadow, which
+// loadShadowState found. share is the ceiling's default: the target's
+// equal share of max_in_flight. The limit's changes go to the target's
+// gauge and its stalls to the log, once each way.
+func (t *Target) provisionConcurrency(share int, logger *zap.Logger) {
 	var c Concurrency
 	if t.Concurrency != nil {
 		c = *t.Concurrency
@@ -64,7 +84,22 @@ func (t *Target) provisionConcurrency(share int) {
 		floor = defaultFloor
 	}
 	floor = min(floor, ceiling)
-	t.limit = newConcurrencyLimit(floor, ceiling, c.Fixed, func() time.Time { return now() }, func(limit int) {
-		t.limitGauge.Set(float64(limit))
+	maxWait := time.Duration(c.MaxWait)
+	switch c.MaxWait {
+	case 0:
+		maxWait = defaultMaxWait
+	case -1:
+		maxWait = 0
+	}
+	label, gauge := t.label, t.limitGauge
+	t.limit.configure(floor, ceiling, c.Fixed, maxWait, func(limit int) {
+		gauge.Set(float64(limit))
+	}, func(stalled bool) {
+		if stalled {
+			logger.Warn("mirror target stopped answering: its concurrency limit falls to the floor and its silent copies are cancelled (cancelled_late)",
+				zap.String("target", label), zap.Int("floor", floor))
+			return
+		}
+		logger.Info("mirror target answers again: its concurrency limit grows back", zap.String("target", label))
 	})
 }

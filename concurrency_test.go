@@ -97,10 +97,13 @@ func byTarget(outcomes []recordedOutcome) map[string]map[string]int {
 }
 
 // TestConcurrencyLimitEndToEnd runs a shadow from fast to hanging and back,
-// beside a healthy second target, on the package's fake clock: the hanging
-// shadow holds no more copies or sockets than the limit allows, collapses
-// to the floor once its copies are late, the healthy target never loses a
-// copy, and every request has one outcome per target.
+// beside a healthy second target, on the package's fake clock (copies wait
+// for a slot in real time, up to a max_wait of 50ms): the hanging shadow
+// holds no more copies or sockets than the limit allows, collapses to the
+// floor once its copies are late, the healthy target never loses a copy,
+// a copy that waits for a slot gets one as soon as the late copies are
+// cancelled, and every request has one outcome per target. The breaker
+// is off (max_fails -1), to see the limit alone.
 func TestConcurrencyLimitEndToEnd(t *testing.T) {
 	clock := fakeClock(t)
 	rec := recordOutcomes(t)
@@ -108,7 +111,7 @@ func TestConcurrencyLimitEndToEnd(t *testing.T) {
 	b := newSwitchingShadow(t)
 	// b's limit is fixed, at its share of max_in_flight, so that any copy
 	// it loses is lost to a
-	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"name":"a","upstream":%q},{"name":"b","upstream":%q,"concurrency":{"fixed":true}}]}`, a.URL, b.URL))
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"name":"a","upstream":%q,"max_fails":-1,"concurrency":{"max_wait":"50ms"}},{"name":"b","upstream":%q,"concurrency":{"fixed":true}}]}`, a.URL, b.URL))
 	front := serveThrough(t, h, checksumPrimary)
 	ta := h.Targets[0]
 	requests := 0
@@ -144,7 +147,8 @@ func TestConcurrencyLimitEndToEnd(t *testing.T) {
 	dialledFast, _ := a.sockets()
 
 	// a hangs: a burst of 200 has the initial limit's copies held, no
-	// more, and dials no more connections than that
+	// more; the rest wait for a slot, in vain, and are dropped; no more
+	// connections are dialled than the limit
 	a.hanging.Store(true)
 	if got := phase(8, 200, initialLimit, 0); got["dropped_concurrency"] != 200-initialLimit || len(got) != 1 {
 		t.Errorf("burst to a hanging shadow: %v, want %d dropped_concurrency", got, 200-initialLimit)
@@ -154,38 +158,48 @@ func TestConcurrencyLimitEndToEnd(t *testing.T) {
 		t.Errorf("the burst dialled %d connections, %d open at once, want at most %d", dialled-dialledFast, peak, initialLimit)
 	}
 
-	// once its copies are late and nothing completes, the limit halves
+	// once its copies are late and nothing answers, the limit halves
 	// every interval, down to the floor, and the late copies are
-	// cancelled
+	// cancelled; the request that finds them late waits for the slot
+	// that their cancellation frees, and is held in turn
 	advance(minLate + updateInterval)
-	if got := phase(1, 1, 0, initialLimit); got["cancelled_late"] != initialLimit || got["dropped_concurrency"] != 1 {
-		t.Errorf("the first request once the copies are late: %v, want %d cancelled_late and itself dropped", got, initialLimit)
+	// (each phase waits for its copy to reach the shadow: the copy takes
+	// its slot in its own goroutine, and the clock must not move before)
+	if got := phase(1, 1, 1, initialLimit); got["cancelled_late"] != initialLimit || len(got) != 1 {
+		t.Errorf("the first request once the copies are late: %v, want %d cancelled_late", got, initialLimit)
 	}
-	for _, want := range []int{initialLimit / 4, defaultFloor} {
+	holds(1, 1)
+	for i, want := range []int{initialLimit / 4, defaultFloor} {
 		advance(updateInterval)
 		phase(1, 1, 1, 0)
+		holds(1, 2+i)
 		if got := ta.limit.current(); got != want {
 			t.Errorf("limit = %d, want %d", got, want)
 		}
 	}
-	holds(2, 2)
-	if got := phase(8, 20, defaultFloor-2, 0); got["dropped_concurrency"] != 20-(defaultFloor-2) {
-		t.Errorf("a burst at the floor: %v, want all but %d dropped", got, defaultFloor-2)
+	if got := phase(8, 20, defaultFloor-3, 0); got["dropped_concurrency"] != 20-(defaultFloor-3) {
+		t.Errorf("a burst at the floor: %v, want all but %d dropped", got, defaultFloor-3)
 	}
-	holds(defaultFloor-2, defaultFloor)
+	holds(defaultFloor-3, defaultFloor)
 	if got := testutil.ToFloat64(ta.limitGauge); got != defaultFloor {
 		t.Errorf("concurrency_limit gauge = %v, want the floor, %d", got, defaultFloor)
 	}
-	if _, peak := a.sockets(); peak > initialLimit {
-		t.Errorf("%d connections open at once to the hanging shadow, want at most %d", peak, initialLimit)
+	// a cancelled copy's connection is closed as its slot goes back, but
+	// the shadow sees it close a moment later; the copies that took the
+	// freed slots may overlap with that moment
+	if _, peak := a.sockets(); peak > initialLimit+defaultFloor {
+		t.Errorf("%d connections open at once to the hanging shadow, want at most %d", peak, initialLimit+defaultFloor)
 	}
 
 	// a recovers: the copies it still holds are cancelled once late, and
-	// copies are mirrored again
+	// every new copy is mirrored again
 	a.hanging.Store(false)
 	advance(minLate + updateInterval)
-	if got := phase(1, 40, 0, defaultFloor); got["cancelled_late"] != defaultFloor || got["mirrored"] == 0 {
-		t.Errorf("after recovery: %v, want the %d held cancelled and copies mirrored again", got, defaultFloor)
+	if got := phase(1, 40, 0, defaultFloor); got["cancelled_late"] != defaultFloor || got["mirrored"] != 40 {
+		t.Errorf("after recovery: %v, want the %d held cancelled and all 40 mirrored", got, defaultFloor)
+	}
+	if got := testutil.ToFloat64(ta.waitingGauge); got != 0 {
+		t.Errorf("waiting gauge = %v once every copy has ended, want 0", got)
 	}
 
 	var total int

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -52,24 +53,59 @@ func (t *Target) newCopy(r *http.Request) *http.Request {
 	}
 	if t.Headers != nil {
 		cp = cp.WithContext(r.Context()) // ApplyToRequest reads the replacer from it
-		t.Headers.ApplyToRequest(cp)
+		t.applyHeaders(cp)
 	}
-	hdr[markerHeader] = []string{"1"} // last, so no edit can remove it
+	hdr[markerHeader] = []string{t.marker} // last, so no edit can remove it
 	return cp
 }
 
+// applyHeaders applies t's header edits to cp, whose context is the
+// original request's. reverse_proxy's upstream placeholders
+// ({http.reverse_proxy.upstream.hostport} and the like, which the
+// Caddyfile writes {upstream_hostport}) name the copy's upstream while the
+// edits run; the request's own values, if it had any, are put back.
+func (t *Target) applyHeaders(cp *http.Request) {
+	repl, ok := cp.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok || !t.editsUseUpstream {
+		t.Headers.ApplyToRequest(cp)
+		return
+	}
+	var saved [numUpstreamPlaceholders]any
+	var had [numUpstreamPlaceholders]bool
+	for i, name := range upstreamPlaceholders {
+		saved[i], had[i] = repl.Get(name)
+		repl.Set(name, t.upstreamValues[i])
+	}
+	t.Headers.ApplyToRequest(cp)
+	for i, name := range upstreamPlaceholders {
+		if had[i] {
+			repl.Set(name, saved[i])
+		} else {
+			repl.Delete(name)
+		}
+	}
+}
+
 // copyURL addresses src's path and raw query to t's upstream, after the
-// upstream's path prefix, keeping escaped characters as they were.
+// upstream's path prefix, keeping escaped characters as they were. Under
+// a prefix, the path's dot segments are resolved first (see prefix.go);
+// admit has refused a path that hides any.
 func (t *Target) copyURL(src *url.URL) *url.URL {
 	u := &url.URL{
 		Scheme:     t.url.Scheme,
 		Host:       t.url.Host,
-		Path:       t.pathPrefix + src.Path,
+		Path:       src.Path,
+		RawPath:    src.RawPath,
 		RawQuery:   src.RawQuery,
 		ForceQuery: src.ForceQuery,
 	}
-	if src.RawPath != "" || t.rawPrefix != t.pathPrefix {
-		u.RawPath = t.rawPrefix + src.EscapedPath()
+	if t.pathPrefix == "" {
+		return u
+	}
+	escaped := removeDotSegments(src.EscapedPath())
+	u.RawPath = t.rawPrefix + escaped
+	if path, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = path
 	}
 	return u
 }

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"context"
 	"net/http"
 	"net/textproto"
 
@@ -17,15 +18,26 @@ import (
 // {env.*}, and may be secrets that no redaction list knows about; the
 // client's request never carried them. reverse_proxy's error logs likewise
 // show only the client's request.
+//
+// It has the fields of Caddy's access log's request: remote_ip and
+// remote_port of the client's connection, client_ip (the client, behind
+// trusted proxies), proto, method, host, uri (the copy's, with the
+// target's path prefix) and headers.
 type loggableCopy struct {
-	req    *http.Request
-	target *Target
+	req      *http.Request
+	target   *Target
+	clientIP string
 }
 
 // MarshalLogObject implements zapcore.ObjectMarshaler.
 func (l loggableCopy) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	shown := *l.req
 	shown.Header = l.target.withoutInjectedHeaders(l.req.Header)
+	shown.RequestURI = l.req.URL.RequestURI()
+	if l.clientIP != "" {
+		vars := map[string]any{caddyhttp.ClientIPVarKey: l.clientIP}
+		shown = *shown.WithContext(context.WithValue(l.req.Context(), caddyhttp.VarsCtxKey, vars))
+	}
 	return caddyhttp.LoggableHTTPRequest{Request: &shown}.MarshalLogObject(enc)
 }
 
@@ -53,14 +65,14 @@ func injectedHeaderNames(ops *headers.HeaderOps) (names []string, all bool) {
 
 // withoutInjectedHeaders returns hdr, or a copy of it without the fields
 // that t's header edits write. It runs only when a line is logged.
+// The loop marker is never shown either: whoever reads it could pass a
+// request off as a copy.
 func (t *Target) withoutInjectedHeaders(hdr http.Header) http.Header {
 	if t.hideAllHeaders {
 		return nil
 	}
-	if len(t.injectedHeaders) == 0 {
-		return hdr
-	}
 	shown := hdr.Clone()
+	delete(shown, markerHeader)
 	for _, name := range t.injectedHeaders {
 		delete(shown, name)
 	}

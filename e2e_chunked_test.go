@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // goJSONService is a stock Go JSON service: /doc/<size> answers with a
@@ -120,7 +122,7 @@ http://:0 {
 				t.Errorf("%s: count %s = %d, want %d\n%s", tr.Name, name, n, want[name], raw)
 			}
 		}
-		if len(tr.Fields) != 1 || tr.Fields[0].Field != "/items/*/price" || tr.Fields[0].Verdict != verdictRegression {
+		if len(tr.Fields) != 1 || tr.Fields[0].Field != "/items/*/price" || tr.Fields[0].Verdict != compare.VerdictRegression {
 			t.Errorf("%s: fields %+v, want only /items/*/price as a regression", tr.Name, tr.Fields)
 		}
 		var uris []string

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // reviewsService is one version of a service behind the mirror: every
@@ -55,10 +57,10 @@ func newReviewsService(t *testing.T, v2 bool) *reviewsService {
 }
 
 // getReport fetches GET /mirror/report from the admin endpoint.
-func getReport(t *testing.T) (report, string) {
+func getReport(t *testing.T) (compare.Report, string) {
 	t.Helper()
 	_, raw := getPage(t, http.MethodGet, "/mirror/report")
-	var r report
+	var r compare.Report
 	if err := json.Unmarshal([]byte(raw), &r); err != nil {
 		t.Fatalf("GET /mirror/report: %v: %s", err, raw)
 	}
@@ -141,9 +143,9 @@ func TestE2E_CompareDiffyStyle(t *testing.T) {
 	var regressions, noise []string
 	for _, f := range c.Fields {
 		switch f.Verdict {
-		case verdictRegression:
+		case compare.VerdictRegression:
 			regressions = append(regressions, f.Field)
-		case verdictNoise:
+		case compare.VerdictNoise:
 			noise = append(noise, f.Field)
 		}
 	}
@@ -165,7 +167,7 @@ func TestE2E_CompareDiffyStyle(t *testing.T) {
 	if c.Compared != total || c.WithNoise != total {
 		t.Errorf("compared %d (with noise %d), want %d", c.Compared, c.WithNoise, total)
 	}
-	if i := slices.IndexFunc(c.StatusPairs, func(p statusPairReport) bool { return p.Primary == 200 && p.Shadow == 500 }); i < 0 || c.StatusPairs[i].Percent != 25 {
+	if i := slices.IndexFunc(c.StatusPairs, func(p compare.StatusPairReport) bool { return p.Primary == 200 && p.Shadow == 500 }); i < 0 || c.StatusPairs[i].Percent != 25 {
 		t.Errorf("status pairs %+v, want 200→500 at 25%%", c.StatusPairs)
 	}
 	if c.LatencyMS.Window != int(total) || c.LatencyMS.Primary.P50 <= 0 || c.LatencyMS.Shadow.P50 <= 0 {

@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // streamService is one version of grpc.testing.TestService's streaming
@@ -187,7 +189,7 @@ http://:0 {
 			t.Errorf("count %s = %d, want %d\n%s", name, n, want[name], raw)
 		}
 	}
-	if len(c.Fields) != 1 || c.Fields[0].Field != "grpc message" || c.Fields[0].Verdict != verdictRegression {
+	if len(c.Fields) != 1 || c.Fields[0].Field != "grpc message" || c.Fields[0].Verdict != compare.VerdictRegression {
 		t.Errorf("fields %+v, want only grpc message as a regression\n%s", c.Fields, raw)
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // healthService is one version of a grpc.health.v1.Health service. v2
@@ -205,7 +207,7 @@ http://:0 {
 	}
 	var regressions []string
 	for _, f := range c.Fields {
-		if f.Verdict == verdictRegression {
+		if f.Verdict == compare.VerdictRegression {
 			regressions = append(regressions, f.Field)
 		}
 	}
@@ -213,7 +215,7 @@ http://:0 {
 	if wantFields := []string{"grpc message", "grpc-status"}; !slices.Equal(regressions, wantFields) || len(c.Fields) != 2 {
 		t.Errorf("fields %+v, want exactly %v as regressions\n%s", c.Fields, wantFields, raw)
 	}
-	if !slices.ContainsFunc(c.StatusPairs, func(p statusPairReport) bool {
+	if !slices.ContainsFunc(c.StatusPairs, func(p compare.StatusPairReport) bool {
 		return p.Primary == 200 && p.PrimaryGRPC == "OK" && p.ShadowGRPC == "UNAVAILABLE" && p.Count == unavailable
 	}) {
 		t.Errorf("status pairs %+v, want OK → UNAVAILABLE %d times", c.StatusPairs, unavailable)
@@ -288,7 +290,7 @@ http://:0 {
 			t.Errorf("count %s = %d, want %d\n%s", name, n, want[name], raw)
 		}
 	}
-	if f := r.Targets[0].Fields; len(f) != 1 || f[0].Field != "grpc message" || f[0].Verdict != verdictRegression {
+	if f := r.Targets[0].Fields; len(f) != 1 || f[0].Field != "grpc message" || f[0].Verdict != compare.VerdictRegression {
 		t.Errorf("fields %+v, want only grpc message as a regression\n%s", f, raw)
 	}
 }

@@ -48,6 +48,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // adminURL is the base of admin API requests. Any host will do:
@@ -473,6 +475,19 @@ func scrape(t testing.TB, name string, want map[string]string) float64 {
 	}
 	t.Fatalf("/metrics has no sample of %s with %v", name, want)
 	return 0
+}
+
+// reportOf returns the comparison report of the target named name, from
+// this process's reports, failing the test if there is none.
+func reportOf(t testing.TB, name string) compare.TargetReport {
+	t.Helper()
+	for _, r := range compare.CurrentReport().Targets {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no comparison report is named %q", name)
+	return compare.TargetReport{}
 }
 
 // seenRequest is what a backend received.

@@ -65,8 +65,8 @@ http://:0 {
 	if got := s.header.Get("X-Forwarded-For"); got != "127.0.0.1" {
 		t.Errorf("copy X-Forwarded-For = %q, want 127.0.0.1", got)
 	}
-	if got := s.header.Get("Caddy-Mirror"); got != "1" {
-		t.Errorf("copy Caddy-Mirror = %q, want 1", got)
+	if got := s.header.Get("Caddy-Mirror"); got != processMarker {
+		t.Errorf("copy Caddy-Mirror = %q, want this process's marker %q", got, processMarker)
 	}
 	if p.header.Get("Caddy-Mirror") != "" {
 		t.Error("the primary's request carries Caddy-Mirror; the marker belongs on the copy only")
@@ -239,7 +239,8 @@ http://:0 {
 		{"body at the limit", "0123456789", nil, mirrored},
 		{"body streamed", "0123456789ABCDE", nil, mirrored},
 		{"body over max_stream_size", "0123456789ABCDEF", nil, skippedBodyTooLarge},
-		{"a copy arriving again", "", map[string]string{"Caddy-Mirror": "1"}, skippedLoop},
+		{"a copy arriving again", "", map[string]string{"Caddy-Mirror": processMarker}, skippedLoop},
+		{"a client's own marker", "", map[string]string{"Caddy-Mirror": "1"}, mirrored},
 		{"websocket upgrade", "", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, skippedUnsupported},
 	} {
 		req, _ := http.NewRequest(http.MethodPost, frontURL+"/", strings.NewReader(tc.body))
@@ -253,19 +254,27 @@ http://:0 {
 		if o := rec.wait(t, 1)[0]; o.outcome != tc.want {
 			t.Errorf("%s: outcome = %v, want %v", tc.name, o.outcome, tc.want)
 		}
-		if p := receive(t, primary.seen, "the primary's request"); p.body != tc.body {
+		p := receive(t, primary.seen, "the primary's request")
+		if p.body != tc.body {
 			t.Errorf("%s: primary got body %q, want %q", tc.name, p.body, tc.body)
 		}
+		if v := tc.header["Caddy-Mirror"]; v != "" && v != processMarker && p.header.Get("Caddy-Mirror") != "" {
+			t.Errorf("%s: the primary got the client's Caddy-Mirror %q, want it removed", tc.name, p.header.Get("Caddy-Mirror"))
+		}
 	}
-	for o, want := range map[outcome]float64{mirrored: 2, skippedBodyTooLarge: 1, skippedLoop: 1, skippedUnsupported: 1} {
+	for o, want := range map[outcome]float64{mirrored: 3, skippedBodyTooLarge: 1, skippedLoop: 1, skippedUnsupported: 1} {
 		if got := metricValue(t, target, o.String()); got != want {
 			t.Errorf("/metrics %s = %v, want %v", o, got, want)
 		}
 	}
 	unloadMirrors(tester)
-	for _, want := range []string{"0123456789", "0123456789ABCDE"} {
-		if s := receive(t, shadow.seen, "the copy"); s.body != want {
+	for _, want := range []string{"0123456789", "0123456789ABCDE", ""} {
+		s := receive(t, shadow.seen, "the copy")
+		if s.body != want {
 			t.Errorf("copy body = %q, want %q", s.body, want)
+		}
+		if got := s.header.Get("Caddy-Mirror"); got != processMarker {
+			t.Errorf("copy Caddy-Mirror = %q, want this process's marker, whatever the client sent", got)
 		}
 	}
 	shadow.assertNothingSeen(t, "the shadow")

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -36,13 +38,30 @@ func TestMirrorFaults(t *testing.T) {
 		}
 	}
 	waitForHangUp := func(conn net.Conn) { _, _ = io.Copy(io.Discard, conn) }
+	json := func(body string, header ...string) string {
+		return "HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Type: application/json\r\n" + strings.Join(header, "") +
+			"Content-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body
+	}
 	for _, tc := range []struct {
 		name    string
 		serve   func(net.Conn) // nil: an unresolvable host
+		https   bool           // the copy is sent over TLS, verification off
 		timeout string
 		want    outcome
 		code    string // a status the duration histogram must have counted
 	}{
+		// a shadow that accepts connections and never completes a TLS
+		// handshake: the handshake timeout, no longer than the target's,
+		// ends each, and no connection outlives its copy (checked below)
+		{name: "TLS handshake that never completes", https: true, timeout: "1s", want: failed, serve: waitForHangUp},
+		{name: "9 MB of response headers", want: failed, serve: answer("HTTP/1.1 200 OK\r\n"+strings.Repeat("X-Bomb: "+strings.Repeat("b", 1000)+"\r\n", 9000)+"\r\n", nil)},
+		{name: "numbers with huge exponents", want: mirrored, code: "202", serve: answer(json(`{"a":1e-999999,"b":[`+strings.Repeat("1e999999,", 250)+`1]}`), nil)},
+		{name: "a zstd window of 512 MiB", want: mirrored, code: "202", serve: answer(json(zstdWindowBomb, "Content-Encoding: zstd\r\n"), nil)},
+		{name: "a 900 KB member name", want: mirrored, code: "202", serve: answer(json(`{"`+strings.Repeat("k", 900<<10)+`":1}`), nil)},
+		// the status came back: the copy is mirrored, and when compared, a
+		// mismatch for its cut body, never skipped_streaming
+		{name: "body cut by the timeout", timeout: "1s", want: mirrored, code: "202", serve: answer("HTTP/1.1 202 Accepted\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\npartial", waitForHangUp)},
+		{name: "a made-up status", want: mirrored, code: "other", serve: answer("HTTP/1.1 777 Whatever\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", nil)},
 		{name: "slowloris headers", serve: answer("HTTP/1.1 200 OK\r\nX-Slow: a", waitForHangUp), timeout: "1s", want: failed},
 		{name: "endless body", want: mirrored, code: "200", serve: answer("HTTP/1.1 200 OK\r\n\r\n", func(conn net.Conn) {
 			chunk := strings.Repeat("x", 64<<10)
@@ -85,9 +104,15 @@ func TestMirrorFaults(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				rec := recordOutcomes(t)
 				upstream := "http://mirror-test.invalid"
+				var conns *connCount
 				if tc.serve != nil {
-					addr, _ := rawShadow(t, tc.serve)
+					conns = new(connCount)
+					addr, _ := rawShadow(t, conns.track(tc.serve))
 					upstream = "http://" + addr
+					if tc.https {
+						upstream = "https://" + addr
+						compareCfg += `,"transport":{"protocol":"http","tls":{"insecure_skip_verify":true}}`
+					}
 				}
 				timeout := cmp.Or(tc.timeout, "10s")
 				// a fixed limit: the adaptive one could cancel a copy held
@@ -110,6 +135,19 @@ func TestMirrorFaults(t *testing.T) {
 				if n := gaugeValue(t, tg.inFlight); n != 0 {
 					t.Errorf("in-flight gauge = %v after both copies ended, want 0", n)
 				}
+				if conns != nil {
+					// every connection the copies opened is closed (the
+					// shadow sees its end), but one kept for reuse
+					conns.waitOpenAtMost(t, 1)
+				}
+				if compare {
+					counts := reportOf(t, tg.label).Counts
+					for result, n := range counts {
+						if n != 0 && (tc.want != mirrored || result == "skipped_streaming") {
+							t.Errorf("compare result %s counted %d times, want none for a copy %v", result, n, tc.want)
+						}
+					}
+				}
 				if tc.code != "" {
 					var m dto.Metric
 					if err := tg.durations.WithLabelValues(tc.code).(prometheus.Metric).Write(&m); err != nil {
@@ -124,6 +162,54 @@ func TestMirrorFaults(t *testing.T) {
 	}
 }
 
+// zstdWindowBomb is a zstd frame of one empty raw block whose header asks
+// for a window of 512 MiB (2^29): magic, a frame header with a window
+// descriptor (exponent 19), a last raw block of size 0.
+const zstdWindowBomb = "\x28\xb5\x2f\xfd\x00\x98\x01\x00\x00"
+
+// connCount counts a raw shadow's connections that are open.
+type connCount struct {
+	mu   sync.Mutex
+	open int
+	cond *sync.Cond
+}
+
+// track wraps serve so that the connections it serves are counted until
+// the mirror closes them: serve must return once its peer has hung up.
+func (c *connCount) track(serve func(net.Conn)) func(net.Conn) {
+	c.cond = sync.NewCond(&c.mu)
+	return func(conn net.Conn) {
+		c.mu.Lock()
+		c.open++
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			c.open--
+			c.mu.Unlock()
+			c.cond.Broadcast()
+		}()
+		serve(conn)
+	}
+}
+
+// waitOpenAtMost waits until at most n connections are open, failing the
+// test after waitLimit.
+func (c *connCount) waitOpenAtMost(t *testing.T, n int) {
+	t.Helper()
+	timer := time.AfterFunc(waitLimit, c.cond.Broadcast)
+	defer timer.Stop()
+	deadline := time.Now().Add(waitLimit)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.open > n {
+		if time.Now().After(deadline) {
+			t.Errorf("%d connections to the shadow still open after the copies ended, want at most %d", c.open, n)
+			return
+		}
+		c.cond.Wait()
+	}
+}
+
 // gaugeValue reads g's current value.
 func gaugeValue(t testing.TB, g prometheus.Gauge) float64 {
 	t.Helper()
@@ -132,4 +218,33 @@ func gaugeValue(t testing.TB, g prometheus.Gauge) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+// TestTLSHangOpensTheBreaker: a shadow that accepts connections and never
+// completes a TLS handshake, with the mirror's defaults but a 1s timeout:
+// each copy fails within the timeout, its socket closed, and after
+// max_fails of them the breaker opens, so that the next copies cost no
+// connection at all (dropped_unhealthy).
+func TestTLSHangOpensTheBreaker(t *testing.T) {
+	rec := recordOutcomes(t)
+	conns := new(connCount)
+	addr, accepted := rawShadow(t, conns.track(func(conn net.Conn) { _, _ = io.Copy(io.Discard, conn) }))
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":"https://%s","timeout":"1s","transport":{"protocol":"http","tls":{"insecure_skip_verify":true}}}]}`, addr))
+	front := serveThrough(t, h, checksumPrimary)
+	for range defaultMaxFails {
+		sendOnOneConnection(t, front.URL, nil)
+	}
+	got := counts(rec.wait(t, 2*defaultMaxFails))
+	if got["failed"]+got["cancelled_late"] < defaultMaxFails {
+		t.Fatalf("outcomes %v, want at least %d failed or cancelled_late", got, defaultMaxFails)
+	}
+	conns.waitOpenAtMost(t, 0)
+	seen := len(accepted)
+	sendOnOneConnection(t, front.URL, nil)
+	if got := counts(rec.wait(t, 2)); got["dropped_unhealthy"] != 2 {
+		t.Errorf("once the breaker is open: %v, want 2 dropped_unhealthy", got)
+	}
+	if n := len(accepted); n != seen {
+		t.Errorf("%d more connections to the hanging shadow once the breaker opened, want none", n-seen)
+	}
 }

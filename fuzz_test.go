@@ -141,7 +141,8 @@ func (s *pacedShadow) RoundTrip(req *http.Request) (*http.Response, error) {
 // FuzzTeeBody checks the body tee, buffered and streamed, under arbitrary
 // body splits, primary read sizes, window sizes and shadow reading: the
 // primary always reads the input; the copy gets the input byte for byte,
-// or, only when it streams, is cut off and counted.
+// or, only when it streams, is cut off and counted. It runs without
+// stream_slack; TestStreamSlack tests the slack.
 func FuzzTeeBody(f *testing.F) {
 	f.Add([]byte("hello, shadow"), []byte{0, 3, 200}, []byte{1, 1, 7}, []byte{5}, uint16(100), uint16(64))
 	f.Add(bytes.Repeat([]byte{0xff, 0}, 300), []byte{255}, []byte{0}, []byte{}, uint16(0), uint16(1000))
@@ -149,7 +150,9 @@ func FuzzTeeBody(f *testing.F) {
 	f.Add(bytes.Repeat([]byte("cut off "), 200), []byte{}, []byte{}, []byte{}, uint16(0), uint16(16))
 	f.Add([]byte{}, []byte{}, []byte{}, []byte{}, uint16(0), uint16(0))
 	const limit = 256
-	h := provisionHandler(f, `{"targets":[{"upstream":"http://fuzz.invalid","max_fails":-1}],"max_body_size":256}`)
+	// no stream_slack: a copy that falls a window behind is cut off at
+	// once, which the oracle below can tell
+	h := provisionHandler(f, `{"targets":[{"upstream":"http://fuzz.invalid","max_fails":-1}],"max_body_size":256,"stream_slack":-1}`)
 	tg := h.Targets[0]
 	rec := recordOutcomes(f)
 
@@ -211,30 +214,6 @@ func FuzzTeeBody(f *testing.F) {
 		}
 		if n := h.inFlight.Load(); n != 0 {
 			t.Fatalf("in-flight slots after the copy ended = %d, want 0", n)
-		}
-	})
-}
-
-// FuzzDiffJSON checks the JSON comparison on arbitrary bodies: it never
-// panics, a body never differs from itself, differences are bounded, and
-// comparing a with b finds as many differences as comparing b with a.
-func FuzzDiffJSON(f *testing.F) {
-	f.Add([]byte(`{"a":1,"b":[1,2,{"c":null}]}`), []byte(`{"b":[1,2.0,{"c":false}],"a":1e0}`), "/b/*/c")
-	f.Add([]byte(`[1,2,3]`), []byte(`[1,2]`), "")
-	f.Add([]byte(`{"a~/b":"x"}`), []byte(`not json`), "/a~0~1b")
-	f.Fuzz(func(t *testing.T, a, b []byte, ignore string) {
-		c := provisionedCompare(Compare{Body: "json", Ignore: []string{ignore}})
-		ra, rb := jsonResponse(string(a)), jsonResponse(string(b))
-		if diffs, _ := diffResponses(c, ra, ra); len(diffs) != 0 {
-			t.Errorf("%q differs from itself: %+v", a, diffs)
-		}
-		ab, _ := diffResponses(c, ra, rb)
-		ba, _ := diffResponses(c, rb, ra)
-		if len(ab) > maxDifferences {
-			t.Errorf("%d differences, want at most %d", len(ab), maxDifferences)
-		}
-		if len(ab) != len(ba) {
-			t.Errorf("%q vs %q: %d differences one way, %d the other", a, b, len(ab), len(ba))
 		}
 	})
 }

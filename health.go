@@ -17,21 +17,37 @@ import (
 // healthy or not: atomic loads, and one compare-and-swap to take the
 // probe. Only the rare change between healthy and unhealthy, made by the
 // copies' goroutines, is locked.
+//
+// A breaker belongs to a shadow, not to a config (see shadowState): a
+// config load reconfigures it and keeps its state.
 type health struct {
-	maxFails     int64 // 0: never unhealthy
-	failDuration time.Duration
+	clock        func() time.Time
+	maxFails     atomic.Int64 // 0: never unhealthy
+	failDuration atomic.Int64 // in nanoseconds
 
 	fails     atomic.Int64 // consecutive failures
 	unhealthy atomic.Bool
 	retryAt   atomic.Int64 // when a probe may go, in Unix nanoseconds
 	probing   atomic.Bool  // a probe is in flight
 
-	mu         sync.Mutex // serialises changes of unhealthy
+	mu         sync.Mutex // serialises changes of unhealthy, and of transition
 	transition func(healthy bool)
 }
 
-func newHealth(maxFails int, failDuration time.Duration, transition func(healthy bool)) *health {
-	return &health{maxFails: int64(max(maxFails, 0)), failDuration: failDuration, transition: transition}
+func newHealth(clock func() time.Time, maxFails int, failDuration time.Duration, transition func(healthy bool)) *health {
+	h := &health{clock: clock}
+	h.configure(maxFails, failDuration, transition)
+	return h
+}
+
+// configure sets the breaker's thresholds and what it calls when it opens
+// or closes, keeping its state.
+func (h *health) configure(maxFails int, failDuration time.Duration, transition func(healthy bool)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.maxFails.Store(int64(max(maxFails, 0)))
+	h.failDuration.Store(int64(failDuration))
+	h.transition = transition
 }
 
 // allow reports whether a copy may be sent now, and whether it is the
@@ -41,7 +57,7 @@ func (h *health) allow() (ok, probe bool) {
 	if !h.unhealthy.Load() {
 		return true, false
 	}
-	if now().UnixNano() < h.retryAt.Load() || !h.probing.CompareAndSwap(false, true) {
+	if h.clock().UnixNano() < h.retryAt.Load() || !h.probing.CompareAndSwap(false, true) {
 		return false, false
 	}
 	return true, true
@@ -54,7 +70,8 @@ func (h *health) cancelProbe() {
 
 // record takes the outcome of a copy that was sent.
 func (h *health) record(success, probe bool) {
-	if h.maxFails == 0 {
+	maxFails := h.maxFails.Load()
+	if maxFails == 0 {
 		return
 	}
 	if success {
@@ -69,9 +86,9 @@ func (h *health) record(success, probe bool) {
 	n := h.fails.Add(1)
 	switch {
 	case probe:
-		h.retryAt.Store(now().Add(h.failDuration).UnixNano())
+		h.retryAt.Store(h.clock().Add(time.Duration(h.failDuration.Load())).UnixNano())
 		h.probing.Store(false)
-	case n >= h.maxFails && !h.unhealthy.Load():
+	case n >= maxFails && !h.unhealthy.Load():
 		h.setHealthy(false)
 	}
 }
@@ -84,7 +101,7 @@ func (h *health) setHealthy(healthy bool) {
 	}
 	// the probe's time is set before the target turns unhealthy, so that
 	// no copy sees it unhealthy with an old one
-	h.retryAt.Store(now().Add(h.failDuration).UnixNano())
+	h.retryAt.Store(h.clock().Add(time.Duration(h.failDuration.Load())).UnixNano())
 	h.probing.Store(false)
 	h.unhealthy.Store(!healthy)
 	if healthy {

@@ -12,20 +12,10 @@ import (
 	"time"
 )
 
-// fakeClock replaces the package's clock for the rest of the test with one
-// that only moves when the test moves it.
-func fakeClock(t *testing.T) *atomic.Int64 {
-	var clock atomic.Int64
-	clock.Store(time.Unix(1_700_000_000, 0).UnixNano())
-	now = func() time.Time { return time.Unix(0, clock.Load()) }
-	t.Cleanup(func() { now = time.Now })
-	return &clock
-}
-
 func TestHealthBreaker(t *testing.T) {
 	clock := fakeClock(t)
 	var transitions []bool
-	h := newHealth(3, 10*time.Second, func(healthy bool) { transitions = append(transitions, healthy) })
+	h := newHealth(now, 3, 10*time.Second, func(healthy bool) { transitions = append(transitions, healthy) })
 	send := func() (ok, probe bool) { return h.allow() }
 
 	for i := range 2 {
@@ -71,7 +61,7 @@ func TestHealthBreaker(t *testing.T) {
 		t.Errorf("transitions %v, want unhealthy then healthy", transitions)
 	}
 
-	never := newHealth(0, time.Second, nil)
+	never := newHealth(now, 0, time.Second, nil)
 	for range 100 {
 		never.record(false, false)
 	}

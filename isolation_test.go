@@ -241,8 +241,8 @@ func TestIsolation(t *testing.T) {
 					}
 				}
 				if compare != "" && tc.want == mirrored {
-					if got := h.Targets[0].report.snapshot("").Counts["mismatch"]; got != 2 {
-						t.Errorf("compared as mismatch %d times, want 2: the shadow's answer differs; %+v", got, h.Targets[0].report.snapshot(""))
+					if got := reportOf(t, h.Targets[0].label).Counts["mismatch"]; got != 2 {
+						t.Errorf("compared as mismatch %d times, want 2: the shadow's answer differs; %+v", got, reportOf(t, h.Targets[0].label))
 					}
 				}
 			})

@@ -12,69 +12,138 @@ const tick = 10 * time.Millisecond
 // hang is a round trip that never ends.
 const hang time.Duration = -1
 
-// simulation drives a concurrencyLimit with a fake clock: copies arrive at
-// a steady rate and complete after a fixed round trip, or never.
+// simulation drives a concurrencyLimit with a fake clock: copies arrive in
+// ticks, wait for a slot when the limit is reached, are answered after a
+// round trip (or never), and end when answered or, for a stream, that
+// much later.
 type simulation struct {
-	l     *concurrencyLimit
-	clock time.Time
-	held  []*simulatedCopy
+	l       *concurrencyLimit
+	clock   time.Time
+	maxWait time.Duration
+	held    []*simulatedCopy
+	waiting []*simulatedWaiter
 
-	admitted, dropped, completed, cancelled int
-	peakHeld                                int
+	admitted, waited, dropped, completed, cancelled int
+	peakHeld                                        int
 }
 
 type simulatedCopy struct {
-	held      *heldCopy
-	due       time.Time // zero: never
-	cancelled bool
+	held               *heldCopy
+	answerAt, finishAt time.Time // zero: never
+	cancelled          bool
+}
+
+type simulatedWaiter struct {
+	w             *slotWaiter
+	since         time.Time
+	rtt, streamed time.Duration
 }
 
 func newSimulation(floor, ceiling int, fixed bool) *simulation {
-	s := &simulation{clock: time.Unix(1_000_000, 0)}
-	s.l = newConcurrencyLimit(floor, ceiling, fixed, func() time.Time { return s.clock }, nil)
+	s := &simulation{clock: time.Unix(1_000_000, 0), maxWait: defaultMaxWait}
+	s.l = newConcurrencyLimit(func() time.Time { return s.clock })
+	s.l.configure(floor, ceiling, fixed, s.maxWait, nil, nil)
 	return s
 }
 
-// run lets d pass with perTick copies arriving every tick, each taking rtt.
+// run lets d pass with perTick copies arriving every tick, each answered
+// after rtt.
 func (s *simulation) run(d time.Duration, perTick int, rtt time.Duration) {
+	s.runStreams(d, perTick, rtt, 0)
+}
+
+// runStreams is run with every copy going on for streamed after its
+// answer, as a long response does.
+func (s *simulation) runStreams(d time.Duration, perTick int, rtt, streamed time.Duration) {
 	for end := s.clock.Add(d); s.clock.Before(end); {
 		s.clock = s.clock.Add(tick)
-		kept := s.held[:0]
-		for _, c := range s.held {
-			switch {
-			case c.cancelled:
-				if !s.l.release(c.held, false) {
-					panic("a cancelled copy was not reported late")
-				}
-				s.cancelled++
-			case !c.due.IsZero() && !s.clock.Before(c.due):
-				s.l.release(c.held, true)
-				s.completed++
-			default:
-				kept = append(kept, c)
-			}
-		}
-		s.held = kept
+		s.progressHeld()
+		s.progressWaiting()
 		for range perTick {
-			if !s.l.acquire() {
+			w, ok := s.l.take()
+			switch {
+			case ok:
+				s.begin(rtt, streamed)
+			case w != nil:
+				s.waited++
+				s.waiting = append(s.waiting, &simulatedWaiter{w: w, since: s.clock, rtt: rtt, streamed: streamed})
+			default:
 				s.dropped++
-				continue
 			}
-			s.admitted++
-			c := &simulatedCopy{}
-			if rtt != hang {
-				c.due = s.clock.Add(rtt)
-			}
-			c.held = s.l.start(context.Background(), func() { c.cancelled = true })
-			s.held = append(s.held, c)
 		}
 		s.peakHeld = max(s.peakHeld, len(s.held))
 	}
 }
 
+// progressHeld answers, ends and cancels the copies in flight.
+func (s *simulation) progressHeld() {
+	kept := s.held[:0]
+	for _, c := range s.held {
+		if !c.answerAt.IsZero() && !s.clock.Before(c.answerAt) {
+			c.held.answer()
+			c.answerAt = time.Time{}
+		}
+		switch {
+		case c.cancelled:
+			if !s.l.release(c.held) {
+				panic("a cancelled copy was not reported late")
+			}
+			s.cancelled++
+		case !c.finishAt.IsZero() && !s.clock.Before(c.finishAt):
+			s.l.release(c.held)
+			s.completed++
+		default:
+			kept = append(kept, c)
+		}
+	}
+	s.held = kept
+}
+
+// progressWaiting starts the waiting copies that got a slot and drops
+// those that waited maxWait.
+func (s *simulation) progressWaiting() {
+	kept := s.waiting[:0]
+	for _, w := range s.waiting {
+		switch {
+		case w.w.granted:
+			s.begin(w.rtt, w.streamed)
+		case s.clock.Sub(w.since) >= s.maxWait:
+			if s.l.giveUp(w.w) {
+				s.begin(w.rtt, w.streamed)
+			} else {
+				s.dropped++
+			}
+		default:
+			kept = append(kept, w)
+		}
+	}
+	s.waiting = kept
+}
+
+// begin starts a copy that holds a slot.
+func (s *simulation) begin(rtt, streamed time.Duration) {
+	s.admitted++
+	c := &simulatedCopy{}
+	if rtt != hang {
+		c.answerAt = s.clock.Add(rtt)
+		c.finishAt = c.answerAt.Add(streamed)
+	}
+	c.held = s.l.start(context.Background(), func() { c.cancelled = true })
+	c.held.wroteRequest()
+	s.held = append(s.held, c)
+}
+
+// burst sends n copies at once, then lets them all end.
+func (s *simulation) burst(n int, rtt time.Duration) {
+	s.run(tick, n, rtt)
+	for i := 0; len(s.held)+len(s.waiting) > 0 && i < 1000; i++ {
+		s.run(tick, 0, rtt)
+	}
+}
+
 // reset zeroes the counts, to measure the next phase alone.
 func (s *simulation) reset() {
-	s.admitted, s.dropped, s.completed, s.cancelled, s.peakHeld = 0, 0, 0, 0, len(s.held)
+	s.admitted, s.waited, s.dropped, s.completed, s.cancelled, s.peakHeld = 0, 0, 0, 0, 0, len(s.held)
 }
 
 func TestConcurrencyLimit(t *testing.T) {
@@ -95,22 +164,61 @@ func TestConcurrencyLimit(t *testing.T) {
 				if got := s.l.current(); got != initialLimit {
 					t.Errorf("limit = %d, want %d (nothing needed more)", got, initialLimit)
 				}
-				if s.dropped != 0 || s.cancelled != 0 {
-					t.Errorf("dropped %d, cancelled %d, want none", s.dropped, s.cancelled)
+				if s.dropped != 0 || s.cancelled != 0 || s.waited != 0 {
+					t.Errorf("dropped %d, cancelled %d, waited %d, want none", s.dropped, s.cancelled, s.waited)
 				}
 			},
 		},
 		{
-			name: "growth under steady latency", floor: 4, ceiling: 1024,
+			name: "a burst of 100 at once, ten times, from a fresh limit", floor: 4, ceiling: 1024,
+			check: func(t *testing.T, s *simulation) {
+				for range 10 {
+					s.burst(100, time.Millisecond)
+				}
+				if s.completed != 1000 || s.dropped != 0 || s.cancelled != 0 {
+					t.Errorf("completed %d, dropped %d, cancelled %d of 1000, want every copy completed", s.completed, s.dropped, s.cancelled)
+				}
+			},
+		},
+		{
+			name: "five bursts of 200 at a 20ms shadow", floor: 4, ceiling: 1024,
+			check: func(t *testing.T, s *simulation) {
+				for range 5 {
+					s.burst(200, 20*time.Millisecond)
+				}
+				if s.completed != 1000 || s.dropped != 0 || s.cancelled != 0 {
+					t.Errorf("completed %d, dropped %d, cancelled %d of 1000, want every copy completed", s.completed, s.dropped, s.cancelled)
+				}
+			},
+		},
+		{
+			name: "growth under steady latency, without a drop", floor: 4, ceiling: 1024,
 			check: func(t *testing.T, s *simulation) {
 				s.run(3*time.Second, perTick, slow)
 				if got := s.l.current(); got < littles || got > 4*littles {
 					t.Errorf("limit after warm-up = %d, want between %d and %d", got, littles, 4*littles)
 				}
+				if s.dropped != 0 || s.cancelled != 0 {
+					t.Errorf("warm-up: dropped %d, cancelled %d of %d, want none: copies wait while the limit grows", s.dropped, s.cancelled, s.admitted+s.dropped)
+				}
 				s.reset()
 				s.run(5*time.Second, perTick, slow)
 				if s.dropped != 0 || s.cancelled != 0 {
 					t.Errorf("after warm-up: dropped %d, cancelled %d of %d, want none", s.dropped, s.cancelled, s.admitted+s.dropped)
+				}
+			},
+		},
+		{
+			name: "long healthy streams are never late", floor: 4, ceiling: 1024,
+			check: func(t *testing.T, s *simulation) {
+				s.run(time.Second, 2, 5*time.Millisecond)
+				s.runStreams(tick, 8, 5*time.Millisecond, 5*time.Second) // 8 streams of 5s
+				s.run(6*time.Second, 2, 5*time.Millisecond)
+				if s.cancelled != 0 || s.dropped != 0 {
+					t.Errorf("cancelled %d, dropped %d, want none: an answered stream is alive", s.cancelled, s.dropped)
+				}
+				if got := s.l.current(); got < initialLimit {
+					t.Errorf("limit = %d after the streams, want at least %d", got, initialLimit)
 				}
 			},
 		},
@@ -134,6 +242,9 @@ func TestConcurrencyLimit(t *testing.T) {
 				if len(s.held) > 4 || s.l.current() != 4 {
 					t.Errorf("10s into a hang: %d copies held, limit %d, want at most the floor, 4", len(s.held), s.l.current())
 				}
+				if len(s.waiting) > perTick*int(s.maxWait/tick) {
+					t.Errorf("%d copies waiting 10s into a hang, want at most max_wait's worth, %d", len(s.waiting), perTick*int(s.maxWait/tick))
+				}
 
 				// the shadow answers again
 				s.reset()
@@ -145,24 +256,6 @@ func TestConcurrencyLimit(t *testing.T) {
 				s.run(5*time.Second, perTick, slow)
 				if s.dropped != 0 || s.cancelled != 0 {
 					t.Errorf("5s to 10s after recovery: dropped %d, cancelled %d, want none", s.dropped, s.cancelled)
-				}
-			},
-		},
-		{
-			name: "a fast shadow recovers its initial limit unused", floor: 4, ceiling: 1024,
-			check: func(t *testing.T, s *simulation) {
-				s.run(3*time.Second, 1, hang)
-				if got := s.l.current(); got != 4 {
-					t.Fatalf("limit during the hang = %d, want the floor, 4", got)
-				}
-				s.run(2*time.Second, 1, time.Millisecond)
-				if got := s.l.current(); got < initialLimit {
-					t.Errorf("limit 2s after recovery = %d, want at least %d", got, initialLimit)
-				}
-				s.reset()
-				s.run(time.Second, 1, time.Millisecond)
-				if s.dropped != 0 || s.cancelled != 0 {
-					t.Errorf("2s to 3s after recovery: dropped %d, cancelled %d, want none", s.dropped, s.cancelled)
 				}
 			},
 		},
@@ -188,7 +281,7 @@ func TestConcurrencyLimit(t *testing.T) {
 			},
 		},
 		{
-			name: "one late copy among many that complete is not a hang", floor: 4, ceiling: 1024,
+			name: "one late copy among many that are answered is not a hang", floor: 4, ceiling: 1024,
 			check: func(t *testing.T, s *simulation) {
 				s.run(time.Second, 1, time.Millisecond)
 				s.run(tick, 1, hang)
@@ -198,6 +291,26 @@ func TestConcurrencyLimit(t *testing.T) {
 				}
 				if got := s.l.current(); got != initialLimit {
 					t.Errorf("limit = %d, want %d", got, initialLimit)
+				}
+			},
+		},
+		{
+			name: "a reload keeps what the limit learnt", floor: 4, ceiling: 1024,
+			check: func(t *testing.T, s *simulation) {
+				s.run(3*time.Second, perTick, slow)
+				before := s.l.current()
+				s.l.configure(4, 1024, false, s.maxWait, nil, nil) // the next config
+				if got := s.l.current(); got != before {
+					t.Errorf("limit after a reload = %d, want the %d it had learnt", got, before)
+				}
+				s.reset()
+				s.run(2*time.Second, perTick, slow)
+				if s.dropped != 0 || s.waited != 0 {
+					t.Errorf("after the reload: dropped %d, waited %d, want none", s.dropped, s.waited)
+				}
+				s.l.configure(4, 30, false, s.maxWait, nil, nil) // a lower ceiling
+				if got := s.l.current(); got != 30 {
+					t.Errorf("limit after a reload with ceiling 30 = %d, want 30", got)
 				}
 			},
 		},
@@ -256,5 +369,17 @@ func TestConcurrencyLimit(t *testing.T) {
 				t.Errorf("copies held peaked at %d, over the ceiling %d", s.peakHeld, tc.ceiling)
 			}
 		})
+	}
+}
+
+// TestConcurrencyLimitNoWait: with max_wait -1 a copy over the limit is
+// refused at once, as before waiting existed.
+func TestConcurrencyLimitNoWait(t *testing.T) {
+	s := newSimulation(4, 1024, false)
+	s.maxWait = 0
+	s.l.configure(4, 1024, false, 0, nil, nil)
+	s.run(tick, initialLimit+5, hang)
+	if s.admitted != initialLimit || s.dropped != 5 || s.waited != 0 {
+		t.Errorf("admitted %d, dropped %d, waited %d; want %d, 5 and 0", s.admitted, s.dropped, s.waited, initialLimit)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // holdingShadow is a shadow that reads each copy's body, reports it, and
@@ -91,8 +93,8 @@ func TestMaxInFlight(t *testing.T) {
 
 func TestMaxRate(t *testing.T) {
 	clock := time.Unix(1_700_000_000, 0)
-	now = func() time.Time { return clock }
-	t.Cleanup(func() { now = time.Now })
+	setClock(func() time.Time { return clock })
+	t.Cleanup(func() { setClock(time.Now) })
 	rec := recordOutcomes(t)
 	shadow := newChecksumShadow(t)
 	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,"max_rate":2}]}`, shadow.URL))
@@ -108,14 +110,14 @@ func TestMaxRate(t *testing.T) {
 }
 
 func TestCleanupCancelsCopiesAndLeavesNoGoroutines(t *testing.T) {
-	for _, compare := range []*Compare{nil, {NoiseFrom: "noise"}} {
-		t.Run(fmt.Sprintf("compared %v", compare != nil), func(t *testing.T) {
-			testCleanupCancelsCopies(t, compare)
+	for _, cfg := range []*compare.Config{nil, {NoiseFrom: "noise"}} {
+		t.Run(fmt.Sprintf("compared %v", cfg != nil), func(t *testing.T) {
+			testCleanupCancelsCopies(t, cfg)
 		})
 	}
 }
 
-func testCleanupCancelsCopies(t *testing.T, compare *Compare) {
+func testCleanupCancelsCopies(t *testing.T, cfg *compare.Config) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	rec := recordOutcomes(t)
 	shadow, got, release := holdingShadow(t) // never released
@@ -123,8 +125,8 @@ func testCleanupCancelsCopies(t *testing.T, compare *Compare) {
 	defer shadow.Close()
 
 	h := new(Handler)
-	h.Targets = []*Target{{Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour), Compare: compare}}
-	if compare != nil {
+	h.Targets = []*Target{{Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour), Compare: cfg}}
+	if cfg != nil {
 		// its noise target holds its copies too
 		h.Targets = append(h.Targets, &Target{Name: "noise", Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour), Percent: new(float64)})
 	}

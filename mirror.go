@@ -4,19 +4,42 @@
 // reverse_proxy) serves the real response. Copies are fire and forget: the
 // shadow's response is read and thrown away, and nothing on the request
 // path ever waits for a mirror.
+//
+// The words the code uses, each for one thing:
+//
+//   - target: one shadow that the handler copies requests to, with its own
+//     selection (matchers, percent, sampling, rate), limits, transport and
+//     counters; configured as a Target;
+//   - copy: one chosen request, prepared for one target (pendingCopy);
+//   - round trip: a copy's request to its shadow and the reading of the
+//     response (send.go);
+//   - outcome: what became of a copy, one per selected request and target,
+//     counted in caddy_http_mirror_requests_total (outcome.go);
+//   - shadow state: what the mirror learns about a shadow across config
+//     loads, its concurrency limit and circuit breaker (shadowstate.go);
+//   - exchange: one request whose responses are compared: the primary's and
+//     those of its compared and noise copies (package compare);
+//   - report: what a comparing target's exchanges showed, served by the
+//     admin API and mirror_report (package compare).
+//
+// Files, in the order a request meets them: serve.go (ServeHTTP, the
+// dispatch), select.go and sampler.go (which requests a target chooses),
+// admit.go (the checks and slots a copy takes), copy.go (the copy's
+// request), body.go and stream.go (its body, whole or streamed), send.go
+// (its round trip and outcome), outcome.go; then the state behind them:
+// limiter.go, health.go, shadowstate.go; and the configuration: mirror.go
+// (the module and its lifecycle), target.go, concurrency.go, transport.go,
+// marker.go, prefix.go, names.go, comparison.go, caddyfile*.go.
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -72,6 +95,15 @@ type Handler struct {
 	// Default: 4194304 (4 MiB).
 	StreamWindow int64 `json:"stream_window,omitempty"`
 
+	// How many bytes, shared by all of this handler's streamed copies, a
+	// copy that has fallen stream_window behind may hold beyond its window,
+	// for at most a second, before it is cut off (see stream.go): a fast
+	// shadow's transport stalled for a moment by a busy machine lets the
+	// primary run ahead of it by the window in milliseconds. -1 (in the
+	// Caddyfile, stream_slack 0) lends nothing: a copy is cut off as soon
+	// as it is a window behind. Default: 67108864 (64 MiB).
+	StreamSlack int64 `json:"stream_slack,omitempty"`
+
 	// The largest body, in bytes, that is streamed. A body known from its
 	// Content-Length to be larger is not copied (skipped_body_too_large);
 	// one that grows past it is cut off (cut_off_too_large). Must not be
@@ -89,6 +121,17 @@ type Handler struct {
 	// slot. Must not be negative. Default: 1024.
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 
+	// The value of the Caddy-Mirror header that marks this handler's
+	// copies (see marker.go): a request that arrives with a marker of
+	// this process is a copy coming back and is not copied again, and one
+	// with any other Caddy-Mirror value has the header removed, so that a
+	// client can neither keep its requests out of the mirror nor pass
+	// them off as copies. Placeholders known at load, such as {env.*}, are
+	// expanded. Set the same value on Caddy instances that mirror to each
+	// other's shadows, so that each recognises the other's copies.
+	// Default: a random value made when the process starts.
+	Marker string `json:"marker,omitempty"`
+
 	copyCtx         context.Context // parent of every copy; cancelled by Cleanup
 	cancel          context.CancelFunc
 	inFlight        *atomic.Int64
@@ -96,15 +139,19 @@ type Handler struct {
 	closed          bool
 	wg              *sync.WaitGroup
 	logger          *zap.Logger
-	sampledLogger   *zap.Logger // so that a dead or diverging mirror cannot flood the log
-	comparing       bool        // a target compares its responses
-	keepPrimaryBody int64       // how much of the primary's body comparisons need
+	comparing       bool            // a target compares its responses
+	keepPrimaryBody int64           // how much of the primary's body comparisons need
+	slack           *streamSlack    // what lagging streamed copies borrow from
+	marker          string          // the marker's value on this handler's copies
+	markerHeld      bool            // marker is in the markers pool
+	claimed         []comparingName // the names its comparing targets hold
 }
 
 const (
 	defaultMaxBodySize  = 1 << 20
 	defaultMaxInFlight  = 1024
 	defaultStreamWindow = 4 << 20
+	defaultStreamSlack  = 64 << 20
 	minStreamWindow     = 4096
 	maxStreamWindow     = 1 << 30
 	defaultTimeout      = 10 * time.Second
@@ -119,10 +166,6 @@ const (
 	// discarded) so that its connection can be reused; past that the
 	// connection is closed instead.
 	maxDrainBytes = 256 << 10
-
-	// markerHeader is set on every copy; a request that already carries it
-	// is never copied again, which breaks mirror loops.
-	markerHeader = "Caddy-Mirror"
 )
 
 // CaddyModule returns the Caddy module information.
@@ -136,10 +179,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision implements caddy.Provisioner.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.sampledLogger = h.logger.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
-		// at most one line per message per second
-		return zapcore.NewSamplerWithOptions(core, time.Second, 1, 0)
-	}))
 	// Copies outlive the client's request but not the config: Cleanup
 	// cancels this context after a grace period. It is detached from ctx
 	// because Caddy cancels ctx before it calls Cleanup.
@@ -164,7 +203,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.StreamWindow == 0 {
 		h.StreamWindow = defaultStreamWindow
 	}
+	h.slack = new(streamSlack)
+	switch {
+	case h.StreamSlack == 0:
+		h.slack.left.Store(defaultStreamSlack)
+	case h.StreamSlack > 0:
+		h.slack.left.Store(h.StreamSlack)
+	}
 
+	if err := h.provisionMarker(); err != nil {
+		return err
+	}
 	metrics, err := newMirrorMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -174,6 +223,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if t == nil {
 			return fmt.Errorf("targets[%d]: target is empty", i)
 		}
+		t.marker = h.marker
 		if err := t.provision(ctx, metrics, max(h.MaxInFlight, 1), share); err != nil {
 			return fmt.Errorf("targets[%d]: %v", i, err)
 		}
@@ -181,9 +231,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := linkTargets(h.Targets); err != nil {
 		return err
 	}
+	if err := h.claimComparingNames(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	for _, t := range h.Targets {
 		h.comparing = h.comparing || t.Compare != nil
-		h.keepPrimaryBody = max(h.keepPrimaryBody, t.keepBody)
+		h.keepPrimaryBody = max(h.keepPrimaryBody, t.comparison.keep)
 	}
 	return nil
 }
@@ -202,8 +255,11 @@ func (h *Handler) Validate() error {
 	if h.LargeBodies != largeBodiesStream && h.LargeBodies != largeBodiesSkip {
 		return fmt.Errorf("large_bodies must be %q or %q, got %q", largeBodiesStream, largeBodiesSkip, h.LargeBodies)
 	}
-	if h.StreamWindow < minStreamWindow || h.StreamWindow > maxStreamWindow {
-		return fmt.Errorf("stream_window must be between %d and %d bytes, got %d", minStreamWindow, maxStreamWindow, h.StreamWindow)
+	if err := checkStreamWindow(h.StreamWindow); err != nil {
+		return err
+	}
+	if h.StreamSlack < -1 {
+		return fmt.Errorf("stream_slack must be -1 (none) or a size, got %d", h.StreamSlack)
 	}
 	if h.MaxStreamSize < 0 {
 		return fmt.Errorf("max_stream_size must not be negative, got %d", h.MaxStreamSize)
@@ -221,6 +277,14 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
+// checkStreamWindow checks a stream_window.
+func checkStreamWindow(size int64) error {
+	if size < minStreamWindow || size > maxStreamWindow {
+		return fmt.Errorf("stream_window must be between 4KiB (%d) and 1GiB (%d), got %d", minStreamWindow, maxStreamWindow, size)
+	}
+	return nil
+}
+
 // Cleanup implements caddy.CleanerUpper. It stops new copies, lets the
 // copies in flight finish within a short grace period, then cancels the
 // rest and waits for them, so that no copy outlives the config.
@@ -228,15 +292,14 @@ func (h *Handler) Cleanup() error {
 	if h.mu != nil { // provisioned
 		h.stopCopies()
 	}
+	h.releaseMarker()
+	h.releaseComparingNames()
 	for _, t := range h.Targets {
 		if t == nil {
 			continue
 		}
-		// only now that no copy can still be comparing
-		if t.report != nil {
-			_, _ = reports.Delete(t.label)
-			t.report = nil
-		}
+		t.releaseShadowState()
+		t.closeComparer() // only now that no copy can still be comparing
 		// connections that copies gave back after the transport was
 		// cleaned up would stay idle until their idle timeout
 		if ht, ok := t.Transport.(*reverseproxy.HTTPTransport); ok && ht.Transport != nil {
@@ -268,80 +331,6 @@ func (h *Handler) stopCopies() {
 	<-done
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
-	var copies []pendingCopy
-	for _, t := range h.Targets {
-		if !t.selects(r) {
-			continue
-		}
-		probe, reason, ok := h.admit(t, r)
-		if !ok {
-			t.count(reason)
-			continue
-		}
-		copies = append(copies, pendingCopy{target: t, req: t.newCopy(r), probe: probe})
-	}
-	if len(copies) == 0 {
-		return next.ServeHTTP(w, r)
-	}
-	routeReturned := false // rather than aborting the response with a panic
-	if h.comparing {
-		var ex *exchange
-		if copies, ex = h.prepareComparison(r, copies); ex != nil {
-			// the primary's response is captured as it is written, and
-			// released to the comparisons once the route is done with it
-			w = ex.captureWriter(w)
-			// the response is incomplete if the route aborted it, or failed
-			// because its client went away; a route that failed with its
-			// client still there wrote no response (no_primary)
-			defer func() { ex.finishPrimary(!routeReturned || err != nil && r.Context().Err() != nil) }()
-		}
-	}
-
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		h.dispatch(copies, nil)
-		err = next.ServeHTTP(w, r)
-		routeReturned = true
-		return err
-	}
-
-	// The body is copied as the primary reads it; the copies are sent the
-	// moment it reaches its end or, for a body over max_body_size, streamed
-	// from then on.
-	tee := newTeeBody(h, r.Body, copies, r.ContentLength)
-	r.Body = tee
-	err = next.ServeHTTP(w, r)
-	routeReturned = true
-	tee.settle(skippedBodyIncomplete) // a no-op if the body was read to the end
-	return err
-}
-
-// dispatch starts one goroutine per copy. body holds the complete request
-// body shared by all the copies, or is nil when there is none or the
-// copies stream theirs. It never
-// blocks: the goroutines are bounded by the in-flight slots that the copies
-// already hold.
-func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.closed {
-		// the config is being unloaded: the copies are cancelled
-		h.abandon(copies, failed)
-		for _, c := range copies {
-			body.release()
-			if c.stream != nil {
-				c.stream.Close()
-			}
-		}
-		return
-	}
-	h.wg.Add(len(copies))
-	for _, c := range copies {
-		go h.send(c, body)
-	}
-}
-
 // streams reports whether a body larger than max_body_size is streamed.
 func (h *Handler) streams() bool {
 	return h.LargeBodies == largeBodiesStream
@@ -352,14 +341,6 @@ const (
 	largeBodiesStream = "stream"
 	largeBodiesSkip   = "skip"
 )
-
-// now is the clock, replaceable in tests.
-var now = time.Now
-
-// bufPool holds the buffers that request bodies are copied into.
-var bufPool = sync.Pool{
-	New: func() any { return new(bytes.Buffer) },
-}
 
 // Interface guards
 var (

@@ -4,6 +4,7 @@ import (
 	"math"
 	weakrand "math/rand/v2"
 	"net/http"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/time/rate"
@@ -22,10 +23,11 @@ type sampler struct {
 
 	key     string        // sample_by placeholder; "" for random
 	limiter *rate.Limiter // nil when there is no cap
+	clock   func() time.Time
 }
 
-func newSampler(percent *float64, key string, maxRate float64) *sampler {
-	s := &sampler{key: key}
+func newSampler(percent *float64, key string, maxRate float64, clock func() time.Time) *sampler {
+	s := &sampler{key: key, clock: clock}
 	switch {
 	case percent == nil || *percent/100 >= 1:
 		s.all = true
@@ -73,5 +75,5 @@ func (s *sampler) inSample(draw uint64) bool {
 // allow takes a token from the rate cap, reporting false when there is
 // none left. It never waits.
 func (s *sampler) allow() bool {
-	return s.limiter == nil || s.limiter.AllowN(now(), 1)
+	return s.limiter == nil || s.limiter.AllowN(s.clock(), 1)
 }

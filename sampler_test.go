@@ -48,7 +48,7 @@ func TestSamplerPercent(t *testing.T) {
 		{"0.01", ptr(0.01)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSampler(tc.percent, "", 0)
+			s := newSampler(tc.percent, "", 0, now)
 			k := 0
 			for range n {
 				if s.sampled(r) {
@@ -74,10 +74,10 @@ func TestSamplerPercent(t *testing.T) {
 }
 
 func TestSamplerOff(t *testing.T) {
-	if !newSampler(ptr(0.0), "", 0).off() {
+	if !newSampler(ptr(0.0), "", 0, now).off() {
 		t.Error("off() with percent 0 = false, want true")
 	}
-	if newSampler(ptr(0.01), "", 0).off() {
+	if newSampler(ptr(0.01), "", 0, now).off() {
 		t.Error("off() with percent 0.01 = true, want false")
 	}
 }
@@ -85,9 +85,9 @@ func TestSamplerOff(t *testing.T) {
 func TestSamplerStickyByKey(t *testing.T) {
 	const users = 100_000
 	key := "{http.request.header.X-User-Id}"
-	s := newSampler(ptr(25.0), key, 0)
-	other := newSampler(ptr(25.0), key, 0) // another Caddy instance
-	wider := newSampler(ptr(50.0), key, 0)
+	s := newSampler(ptr(25.0), key, 0, now)
+	other := newSampler(ptr(25.0), key, 0, now) // another Caddy instance
+	wider := newSampler(ptr(50.0), key, 0, now)
 
 	in := 0
 	for i := range users {
@@ -115,7 +115,7 @@ func TestSamplerStickyByKey(t *testing.T) {
 
 func TestSamplerEmptyKeyFallsBackToRandom(t *testing.T) {
 	const n = 100_000
-	s := newSampler(ptr(50.0), "{http.request.header.X-User-Id}", 0)
+	s := newSampler(ptr(50.0), "{http.request.header.X-User-Id}", 0, now)
 	r := sampleRequest("") // the placeholder is empty
 	k := 0
 	for range n {
@@ -130,10 +130,10 @@ func TestSamplerEmptyKeyFallsBackToRandom(t *testing.T) {
 
 func TestSamplerMaxRate(t *testing.T) {
 	clock := time.Unix(1_700_000_000, 0)
-	now = func() time.Time { return clock }
-	t.Cleanup(func() { now = time.Now })
+	setClock(func() time.Time { return clock })
+	t.Cleanup(func() { setClock(time.Now) })
 
-	s := newSampler(nil, "", 200)
+	s := newSampler(nil, "", 200, now)
 	allowed := func(tries int) int {
 		n := 0
 		for range tries {
@@ -155,14 +155,14 @@ func TestSamplerMaxRate(t *testing.T) {
 		t.Errorf("allow() after 10s idle = %d, want the burst of 200", got)
 	}
 
-	uncapped := newSampler(nil, "", 0)
+	uncapped := newSampler(nil, "", 0, now)
 	for i := range 10_000 {
 		if !uncapped.allow() {
 			t.Fatalf("allow() with no cap = false at try %d", i)
 		}
 	}
 
-	slow := newSampler(nil, "", 0.5) // one copy every 2s
+	slow := newSampler(nil, "", 0.5, now) // one copy every 2s
 	if !slow.allow() || slow.allow() {
 		t.Error("max_rate 0.5 should allow one copy, then none")
 	}

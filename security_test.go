@@ -18,7 +18,9 @@ func captureLogs(h *Handler) *bytes.Buffer {
 	buf := new(bytes.Buffer)
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(buf)), zapcore.DebugLevel)
 	h.logger = zap.New(core)
-	h.sampledLogger = h.logger
+	for _, t := range h.Targets {
+		t.sampledLogger = h.logger
+	}
 	return buf
 }
 

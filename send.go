@@ -2,72 +2,103 @@ package mirror
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptrace"
 	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
-// send performs one copy's exchange with its target and records the
-// outcome. It runs in its own goroutine, on a context that outlives the
-// client's request, and never touches the original request.
+// send performs one copy and records its outcome, in the copy's own
+// goroutine, on a context that outlives the client's request; it never
+// touches the original request. Its steps, in order:
+//
+//  1. wait for a slot under the target's concurrency limit (at most
+//     max_wait), or drop the copy;
+//  2. make the round trip to the shadow (roundTrip), which ends with a streamed
+//     body's stop, so that a cut-off copy is known as such before anything
+//     looks at its response;
+//  3. give the slot back and record the shadow's health: from here on
+//     nothing the copy waits for (the primary, the noise copy) is held
+//     against the shadow;
+//  4. compare the response, when the target compares;
+//  5. give back the max_in_flight slot, then count the outcome, so that a
+//     counted copy is never in flight.
 func (h *Handler) send(c pendingCopy, body *sharedBody) {
-	t := c.target
-	result := failed
-	var held *heldCopy // once started under the concurrency limit
 	defer h.wg.Done()
-	defer func() {
-		if err := recover(); err != nil {
-			result = failed
-			if ce := h.logger.Check(zapcore.ErrorLevel, "mirror request panicked"); ce != nil {
-				ce.Write(
-					zap.String("target", t.label),
-					zap.Any("error", err),
-					zap.ByteString("stack", debug.Stack()),
-				)
-			}
-		}
-		// the slot is free and the target's health updated before the
-		// outcome is counted, so that a counted copy is never in flight
-		if h.release(t, held, result == mirrored) {
-			result = cancelledLate
-		}
-		if result.saysNothingOfHealth() {
-			if c.probe {
-				t.health.cancelProbe()
-			}
-		} else {
-			t.health.record(result == mirrored, c.probe)
-		}
-		t.count(result)
-	}()
+	t := c.target
+	t.waitingGauge.Inc()
+	gotSlot := t.limit.acquire(h.copyCtx.Done())
+	t.waitingGauge.Dec()
+	if !gotSlot {
+		h.dropUnsent(c, body)
+		return
+	}
 
 	ctx, cancel := c.context(h.copyCtx, t.timeout)
 	defer cancel()
-	if c.stream == nil {
-		// a streamed copy takes as long as its upload: its lateness
-		// says nothing, and its stream_window cuts off a shadow that
-		// stops taking it
-		held = t.limit.start(ctx, cancel)
+	held := t.limit.start(ctx, cancel)
+	r := h.roundTrip(ctx, c, body, held)
+	if t.limit.release(held) {
+		r.outcome = cancelledLate
 	}
+	h.recordHealth(c, r.outcome)
+	h.logOutcome(c, r)
+
 	if c.ex != nil {
-		defer func() {
-			c.response.finish()
-			if t.Compare != nil && result == mirrored {
-				h.compareCopy(ctx, c)
-			}
-			c.ex.release()
-		}()
+		c.response.Finish()
+		if cmp := t.comparison.comparer; cmp != nil && r.outcome == mirrored {
+			cmp.Compare(ctx, c.ex, c.response, c.noise, h.unloading)
+		}
+		c.ex.Release()
 	}
-	req := c.req.WithContext(ctx)
+	h.releaseInFlight(t)
+	t.count(r.outcome)
+}
+
+// roundTripResult is what became of a copy's round trip to its shadow.
+type roundTripResult struct {
+	outcome  outcome
+	req      *http.Request // as sent
+	err      error         // why it failed
+	status   int
+	drained  int64 // response body bytes read
+	drainErr error
+	duration time.Duration
+}
+
+// roundTrip sends c to its shadow and reads the response: the part kept
+// for comparison, then the rest up to maxDrainBytes, so that the
+// connection can be reused. held takes the signs of the shadow's life
+// that the concurrency limit learns from.
+func (h *Handler) roundTrip(ctx context.Context, c pendingCopy, body *sharedBody, held *heldCopy) (r roundTripResult) {
+	t := c.target
+	r.outcome = failed
+	defer func() {
+		if err := recover(); err != nil {
+			r.outcome, r.err = failed, errPanicked
+			if ce := h.logger.Check(zapcore.ErrorLevel, "mirror request panicked"); ce != nil {
+				ce.Write(zap.String("target", t.label), zap.Any("error", err), zap.ByteString("stack", debug.Stack()))
+			}
+		}
+	}()
+	req := c.req.WithContext(httptrace.WithClientTrace(ctx, held.trace()))
+	r.req = req
 	if c.stream != nil {
 		req.Body, req.ContentLength = c.stream, c.stream.length
+		c.stream.onTaken = held.alive
 		defer func() {
 			if reason, cut := c.stream.stop(); cut {
-				result = reason
+				r.outcome = reason
 			}
 		}()
 	} else {
@@ -89,16 +120,8 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 		err = errUnrequestedSwitch
 	}
 	if err != nil {
-		if ce := h.sampledLogger.Check(zapcore.WarnLevel, "mirror request failed"); ce != nil {
-			ce.Write(
-				zap.String("target", t.label),
-				zap.Object("request", loggableCopy{req, t}),
-				zap.String("uri", req.URL.RequestURI()),
-				zap.Duration("duration", now().Sub(start)),
-				zap.Error(err),
-			)
-		}
-		return
+		r.err, r.duration = err, now().Sub(start)
+		return r
 	}
 	// Whatever the transport does with ctx, a body still being read when
 	// the copy's time is up, or when the config is unloaded, is closed,
@@ -106,34 +129,131 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	stopClosing := context.AfterFunc(ctx, func() { _ = resp.Body.Close() })
 	defer stopClosing()
 	if c.response != nil {
-		c.response.readFrom(resp)
+		c.response.ReadFrom(resp)
 	}
-	drained, drainErr := drain(resp)
-	duration := now().Sub(start)
+	r.drained, r.drainErr = drain(resp)
+	r.duration, r.status = now().Sub(start), resp.StatusCode
 	if c.response != nil {
-		c.response.duration = duration
-		c.response.trailer = resp.Trailer // complete once the body is drained
+		c.response.Received(r.duration, resp.Trailer) // trailers complete once the body is drained
 	}
-	t.observe(resp.StatusCode, duration)
-	result = mirrored
-	if ce := h.logger.Check(zapcore.DebugLevel, "mirrored request"); ce != nil {
-		ce.Write(
-			zap.String("target", t.label),
-			zap.Object("request", loggableCopy{req, t}),
-			zap.String("uri", req.URL.RequestURI()),
-			zap.Int("status", resp.StatusCode),
-			zap.Int64("response_bytes_read", drained),
-			zap.Duration("duration", duration),
-			zap.NamedError("drain_error", drainErr),
-		)
+	t.observe(resp.StatusCode, r.duration)
+	r.outcome = mirrored
+	return r
+}
+
+// drain reads and discards up to maxDrainBytes of a shadow's response, so
+// that its connection can be reused, then closes it.
+func drain(resp *http.Response) (int64, error) {
+	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+	closeErr := resp.Body.Close()
+	if err == nil {
+		err = closeErr
+	}
+	return n, err
+}
+
+// trace returns the hooks through which the transport tells c's limit
+// that the shadow is alive: a connection made or taken from the pool, the
+// request written, the response's first byte.
+func (c *heldCopy) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		ConnectDone:          func(string, string, error) { c.alive() },
+		TLSHandshakeDone:     func(tls.ConnectionState, error) { c.alive() },
+		GotConn:              func(httptrace.GotConnInfo) { c.alive() },
+		WroteHeaders:         c.alive,
+		WroteRequest:         func(httptrace.WroteRequestInfo) { c.wroteRequest() },
+		GotFirstResponseByte: c.answer,
 	}
 }
 
-// errUnrequestedSwitch is the error of a copy whose shadow answered 101
-// Switching Protocols.
-var errUnrequestedSwitch = errors.New("shadow switched protocols without being asked to (101)")
+// recordHealth tells the target's breaker what the copy's outcome says of
+// its shadow: an answer is a success; a failure, or a copy cancelled for
+// waiting in silence, a failure; a copy cut short on the client's side or
+// for lagging, or cancelled because its config is being unloaded, says
+// nothing (the breaker outlives the config).
+func (h *Handler) recordHealth(c pendingCopy, o outcome) {
+	if o.saysNothingOfHealth() || h.copyCtx.Err() != nil {
+		if c.probe {
+			c.target.health.cancelProbe()
+		}
+		return
+	}
+	c.target.health.record(o == mirrored, c.probe)
+}
 
-// context returns the context of c's exchange: it ends at timeout, which
+// logOutcome writes the copy's line: a warning when it failed or was
+// cancelled for being late (at most one per message per second for each
+// target), a debug line when it was mirrored.
+func (h *Handler) logOutcome(c pendingCopy, r roundTripResult) {
+	t := c.target
+	switch r.outcome {
+	case mirrored:
+		if ce := h.logger.Check(zapcore.DebugLevel, "mirrored request"); ce != nil {
+			ce.Write(
+				zap.String("target", t.label),
+				zap.Object("request", loggableCopy{r.req, t, c.clientIP}),
+				zap.Int("status", r.status),
+				zap.Int64("response_bytes_read", r.drained),
+				zap.Duration("duration", r.duration),
+				zap.NamedError("drain_error", r.drainErr),
+			)
+		}
+	case cancelledLate, failed:
+		msg, err := "mirror request failed", r.err
+		if r.outcome == cancelledLate {
+			// its error is only the cancellation's
+			msg, err = "mirror request cancelled late: the target stopped answering", nil
+		}
+		if ce := t.sampledLogger.Check(zapcore.WarnLevel, msg); ce != nil {
+			ce.Write(
+				zap.String("target", t.label),
+				zap.Object("request", loggableCopy{r.req, t, c.clientIP}),
+				zap.Duration("duration", r.duration),
+				zap.Error(err),
+			)
+		}
+	}
+}
+
+// dropUnsent ends a copy that got no slot under its target's limit within
+// max_wait (dropped_concurrency), or before the config was unloaded
+// (failed).
+func (h *Handler) dropUnsent(c pendingCopy, body *sharedBody) {
+	t := c.target
+	if c.stream != nil {
+		_ = c.stream.Close()
+	} else {
+		body.release()
+	}
+	if c.probe {
+		t.health.cancelProbe()
+	}
+	if c.ex != nil {
+		c.response.Finish()
+		c.ex.Release()
+	}
+	h.releaseInFlight(t)
+	if h.copyCtx.Err() != nil {
+		t.count(failed)
+		return
+	}
+	t.count(droppedConcurrency)
+}
+
+// unloading reports whether the handler's config is being unloaded.
+func (h *Handler) unloading() bool {
+	return h.copyCtx.Err() != nil
+}
+
+var (
+	// errUnrequestedSwitch is the error of a copy whose shadow answered
+	// 101 Switching Protocols.
+	errUnrequestedSwitch = errors.New("shadow switched protocols without being asked to (101)")
+	// errPanicked is the error of a copy whose round trip panicked.
+	errPanicked = errors.New("the round trip panicked")
+)
+
+// context returns the context of c's round trip: it ends at timeout, which
 // for a streamed copy counts from the end of its body.
 func (c pendingCopy) context(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
 	if c.stream != nil {
@@ -142,18 +262,25 @@ func (c pendingCopy) context(parent context.Context, timeout time.Duration) (con
 	return context.WithTimeout(parent, timeout)
 }
 
+// newPendingCopy prepares r's copy to t, admitted as a probe or not.
+func newPendingCopy(t *Target, r *http.Request, probe bool) pendingCopy {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return pendingCopy{target: t, req: t.newCopy(r), clientIP: ip, probe: probe}
+}
+
 // pendingCopy is a copy that has been admitted but not yet sent: its
 // request is fully prepared, every placeholder already resolved.
 type pendingCopy struct {
-	target *Target
-	req    *http.Request
-	probe  bool        // the probe of an unhealthy target
-	stream *streamBody // the body, for a copy that streams it
+	target   *Target
+	req      *http.Request
+	clientIP string      // the client's, as Caddy's access log has it
+	probe    bool        // the probe of an unhealthy target
+	stream   *streamBody // the body, for a copy that streams it
 
 	// For a copy whose response is compared or is a noise source: the
 	// exchange it belongs to, where its response goes, and for a compared
 	// copy, its noise copy's response (nil if it has none).
-	ex       *exchange
-	response *capturedResponse
-	noise    *capturedResponse
+	ex       *compare.Exchange
+	response *compare.Response
+	noise    *compare.Response
 }

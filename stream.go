@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,15 +27,27 @@ type streamBody struct {
 
 	mu     sync.Mutex
 	cond   sync.Cond
-	prefix *sharedBody // nil once read or released
-	off    int         // how much of the prefix has been read
-	blocks []*[]byte   // the bytes not yet taken, from head in the first block
-	head   int         // where the next byte to read is in the first block
-	size   int         // how many bytes the blocks hold
-	window int         // the most the blocks may hold
-	eof    bool        // the primary read the body to its end
-	closed bool        // the transport closed the body, or send stopped it
-	cut    outcome     // why the copy was cut off; 0 (mirrored) if it was not
+	prefix *sharedBody  // nil once read or released
+	off    int          // how much of the prefix has been read
+	blocks []*[]byte    // the bytes not yet taken, from head in the first block
+	head   int          // where the next byte to read is in the first block
+	size   int          // how many bytes the blocks hold
+	window int          // the most the blocks may hold without borrowing
+	slack  *streamSlack // where the excess over the window is borrowed from
+	// how many bytes of size are borrowed from slack, and the timer that
+	// looks, every streamGrace while the copy is over its window, at how
+	// much it took of what the primary read meanwhile (nil while it is
+	// within its window)
+	borrowed    int
+	behindTimer *time.Timer
+	written     int64    // bytes the primary handed to the copy
+	taken       int64    // bytes the copy's transport took of them
+	checkedAt   [2]int64 // written and taken at the timer's last look
+	eof         bool     // the primary read the body to its end
+	closed      bool     // the transport closed the body, or send stopped it
+	cut         outcome  // why the copy was cut off; 0 (mirrored) if it was not
+
+	onTaken func() // called when the transport takes bytes; set before it reads
 
 	cancel  context.CancelCauseFunc // the copy's context; nil until attached
 	timeout time.Duration
@@ -47,15 +60,63 @@ var errCutOff = errors.New("mirror copy cut off")
 // newStreamBody starts a streamed copy whose body begins with prefix (of
 // which it holds one reference) and which holds at most window bytes that
 // its transport has not taken.
-func newStreamBody(prefix *sharedBody, window int, length int64) *streamBody {
-	s := &streamBody{length: length, prefix: prefix, window: window}
+func newStreamBody(prefix *sharedBody, window int, slack *streamSlack, length int64) *streamBody {
+	s := &streamBody{length: length, prefix: prefix, window: window, slack: slack}
 	s.cond.L = &s.mu
 	return s
+}
+
+// A stream's slack. When a scheduling hiccup, a garbage collection or a
+// busy core stops a fast shadow's transport for a moment while the primary
+// reads on (at 10 Gbit/s, a 4 MiB window is 3 ms), the copy may go on
+// holding more than its window: it borrows the excess from the handler's
+// stream_slack, a budget shared by all its streamed copies, for at most
+// streamGrace. A copy is cut off (cut_off_slow) when it is still more than
+// its window behind and took less than half of what the primary read during
+// the last streamGrace (or nothing at all), or when the slack it needs is
+// not there: slow is slow for a while, not behind for a moment, and the
+// memory that lagging copies hold is bounded by the windows plus the
+// slack.
+
+// streamGrace is the longest a streamed copy may stay behind by more than
+// its window.
+const streamGrace = time.Second
+
+// streamSlack is the shared budget of a handler's streamed copies.
+type streamSlack struct{ left atomic.Int64 }
+
+// borrow takes n bytes from the slack, and reports false when there are
+// not that many left.
+func (sl *streamSlack) borrow(n int) bool {
+	if sl == nil {
+		return false
+	}
+	if sl.left.Add(int64(-n)) < 0 {
+		sl.left.Add(int64(n))
+		return false
+	}
+	return true
+}
+
+// giveBack returns n borrowed bytes.
+func (sl *streamSlack) giveBack(n int) {
+	if sl != nil && n > 0 {
+		sl.left.Add(int64(n))
+	}
 }
 
 // Read implements io.Reader for the copy's transport. It waits for the
 // primary to read more of the body, and fails once the copy is cut off.
 func (s *streamBody) Read(p []byte) (int, error) {
+	n, err := s.read(p)
+	if n > 0 && s.onTaken != nil {
+		s.onTaken()
+	}
+	return n, err
+}
+
+// read is Read without the notice.
+func (s *streamBody) read(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
@@ -81,6 +142,8 @@ func (s *streamBody) Read(p []byte) (int, error) {
 					s.dropFirstLocked()
 				}
 			}
+			s.taken += int64(n)
+			s.caughtUpLocked()
 			return n, nil
 		case s.eof:
 			return 0, io.EOF
@@ -108,12 +171,13 @@ func (s *streamBody) write(p []byte) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if s.size+len(p) > s.window {
+	if !s.roomLocked(len(p)) {
 		cancel := s.cutLocked(cutOffSlow)
 		s.mu.Unlock()
 		cancel()
 		return false
 	}
+	s.written += int64(len(p))
 	for len(p) > 0 {
 		// the last block's free space starts where the bytes end
 		used := (s.head + s.size) % blockSize
@@ -127,6 +191,69 @@ func (s *streamBody) write(p []byte) bool {
 	s.cond.Signal()
 	s.mu.Unlock()
 	return true
+}
+
+// roomLocked reports whether n more bytes may be held: within the window,
+// or over it with slack to borrow. While the copy is over its window, a
+// timer looks every streamGrace at its pace (see keptPace).
+func (s *streamBody) roomLocked(n int) bool {
+	over := s.size + n - s.window
+	if over <= 0 {
+		return true
+	}
+	if need := over - s.borrowed; need > 0 {
+		if !s.slack.borrow(need) {
+			return false
+		}
+		s.borrowed += need
+	}
+	if s.behindTimer == nil {
+		s.checkedAt = [2]int64{s.written, s.taken}
+		s.behindTimer = time.AfterFunc(streamGrace, s.checkPace)
+	}
+	return true
+}
+
+// checkPace cuts the copy off if it is still over its window and did not
+// keep pace since the last look, and otherwise looks again later.
+func (s *streamBody) checkPace() {
+	s.mu.Lock()
+	if s.cut != mirrored || s.closed || s.behindTimer == nil || s.size <= s.window {
+		s.mu.Unlock()
+		return
+	}
+	if s.keptPaceLocked() {
+		s.checkedAt = [2]int64{s.written, s.taken}
+		s.behindTimer.Reset(streamGrace)
+		s.mu.Unlock()
+		return
+	}
+	cancel := s.cutLocked(cutOffSlow)
+	s.mu.Unlock()
+	cancel()
+}
+
+// keptPaceLocked reports whether, since the timer's last look, the copy's
+// transport took at least half of what the primary read: a shadow that
+// lags by a steady amount keeps pace, one that falls further behind, or
+// takes nothing while the primary is done, does not.
+func (s *streamBody) keptPaceLocked() bool {
+	written, taken := s.written-s.checkedAt[0], s.taken-s.checkedAt[1]
+	return taken > 0 && 2*taken >= written
+}
+
+// caughtUpLocked gives back the slack the copy no longer needs once its
+// transport has taken bytes.
+func (s *streamBody) caughtUpLocked() {
+	over := max(s.size-s.window, 0)
+	if s.borrowed > over {
+		s.slack.giveBack(s.borrowed - over)
+		s.borrowed = over
+	}
+	if over == 0 && s.behindTimer != nil {
+		s.behindTimer.Stop()
+		s.behindTimer = nil
+	}
 }
 
 // dropFirstLocked gives the first block back to the pool once it has been
@@ -196,6 +323,12 @@ func (s *streamBody) releaseLocked() {
 		blockPool.Put(b)
 	}
 	s.blocks, s.head, s.size = nil, 0, 0
+	s.slack.giveBack(s.borrowed)
+	s.borrowed = 0
+	if s.behindTimer != nil {
+		s.behindTimer.Stop()
+		s.behindTimer = nil
+	}
 	s.cond.Broadcast()
 }
 
@@ -224,7 +357,7 @@ func (s *streamBody) startTimerLocked() {
 	}
 }
 
-// stop ends the copy once its exchange is over, and reports why it was
+// stop ends the copy once its round trip is over, and reports why it was
 // cut off, if it was. A body not yet complete is abandoned: the shadow
 // answered before it had read all of it.
 func (s *streamBody) stop() (reason outcome, cut bool) {
@@ -236,16 +369,4 @@ func (s *streamBody) stop() (reason outcome, cut bool) {
 		s.timer.Stop()
 	}
 	return s.cut, s.cut != mirrored
-}
-
-// saysNothingOfHealth reports whether a copy that ended with o tells
-// nothing about its shadow's health, so that the circuit breaker ignores
-// it: its body was cut short on the client's side, or the shadow took it
-// more slowly than the client sent it, or the concurrency limit cancelled
-// it for being late (the limit's business, not the breaker's). A shadow
-// that lags behind a fast upload is alive; the breaker is for dead, hung
-// and resetting shadows, and opening it would drop the shadow's small
-// copies too.
-func (o outcome) saysNothingOfHealth() bool {
-	return o == cutOffIncomplete || o == cutOffTooLarge || o == cutOffSlow || o == cancelledLate
 }

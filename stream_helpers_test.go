@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // generatedBody is n bytes made up as they are read, never held in memory:
@@ -231,4 +233,36 @@ func assertShadowTruncated(t *testing.T, shadow *streamShadow, size int64) {
 		}
 	default:
 	}
+}
+
+// remotePrimary starts the checksum primary behind a TCP socket and
+// returns a handler that forwards each request to it, as reverse_proxy
+// does: the primary's side then does what a shadow's does (a connection,
+// HTTP framing), so that a fast shadow keeps pace with it on this
+// machine, as one keeps pace with a real primary.
+func remotePrimary(t *testing.T) caddyhttp.Handler {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checksumPrimary.ServeHTTP(w, r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	return caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, srv.URL+r.URL.RequestURI(), r.Body)
+		if err != nil {
+			return err
+		}
+		req.ContentLength = r.ContentLength
+		resp, err := transport.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, err = io.Copy(w, resp.Body)
+		return err
+	})
 }

@@ -16,8 +16,8 @@ import (
 // TestStreamGiB uploads 1 GiB, generated as it is sent, through the mirror
 // to a primary and a fast shadow: the checksums at the client, the primary
 // and the shadow are equal, and the heap grows by no more than the
-// documented bound of one streamed copy (max_body_size + stream_window),
-// plus what net/http's own buffers take.
+// documented bound of one streamed copy (max_body_size + stream_window +
+// stream_slack), plus what net/http's own buffers take.
 func TestStreamGiB(t *testing.T) {
 	const size = 1 << 30
 	if testing.Short() {
@@ -25,11 +25,11 @@ func TestStreamGiB(t *testing.T) {
 	}
 	rec := recordOutcomes(t)
 	shadow := newStreamShadow(t, 0)
-	// A window that absorbs this shared machine's scheduling stalls, which
-	// are long at the ~150 MB/s the race detector allows: a fast shadow
-	// must not be cut off here.
-	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q}],"stream_window":67108864}`, shadow.URL))
-	front := serveThrough(t, h, checksumPrimary)
+	// the defaults: the window and the slack absorb this shared machine's
+	// scheduling stalls, which are long at the ~150 MB/s the race detector
+	// allows; a fast shadow must not be cut off here
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q}]}`, shadow.URL))
+	front := serveThrough(t, h, remotePrimary(t))
 
 	stop := make(chan struct{})
 	peak := heapPeak(stop)
@@ -52,7 +52,7 @@ func TestStreamGiB(t *testing.T) {
 	}
 	// the mirror's bound, plus 16 MiB for net/http's buffers on the four
 	// connections and the test's own; holding the body would take 1 GiB
-	bound := uint64(h.MaxBodySize+h.StreamWindow) + 16<<20
+	bound := uint64(h.MaxBodySize+h.StreamWindow+defaultStreamSlack) + 16<<20
 	t.Logf("peak heap growth over a 1 GiB streamed upload: %.1f MiB (asserted bound %.0f MiB)", float64(growth)/(1<<20), float64(bound)/(1<<20))
 	if growth > bound {
 		t.Errorf("heap grew by %d bytes, want at most %d", growth, bound)
@@ -103,7 +103,7 @@ func TestStreamOneSlowOfThree(t *testing.T) {
 	slow := newStreamShadow(t, 64<<10)
 	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"name":"a","upstream":%q},{"name":"slow","upstream":%q},{"name":"b","upstream":%q}],"stream_window":16777216}`,
 		fastA.URL, slow.URL, fastB.URL))
-	front := serveThrough(t, h, checksumPrimary)
+	front := serveThrough(t, h, remotePrimary(t))
 
 	primarySum, clientSum := upload(t, http.DefaultClient, front.URL, size, false)
 	if primarySum != clientSum {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,10 +16,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // Target is one shadow upstream, with the rules that choose which requests
@@ -68,7 +73,13 @@ type Target struct {
 	// Default: no edits.
 	Headers *headers.HeaderOps `json:"headers,omitempty"`
 
-	// How long the whole exchange with the shadow may take, from sending
+	// Whether copies carry the request's body. Off, a copy has no body and
+	// is sent at once, without waiting for the primary to read the body,
+	// as nginx's mirror_request_body off and Traefik's mirrorBody false
+	// do: for shadows that need only the requests' shape. Default: true.
+	RequestBody *bool `json:"request_body,omitempty"`
+
+	// How long the whole round trip to the shadow may take, from sending
 	// the request to the end of reading its response. Must not be
 	// negative. Default: 10s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
@@ -92,8 +103,8 @@ type Target struct {
 	Concurrency *Concurrency `json:"concurrency,omitempty"`
 
 	// Compare this target's responses with the primary's, field by field,
-	// off the request path; see Compare. Default: not compared.
-	Compare *Compare `json:"compare,omitempty"`
+	// off the request path; see package compare. Default: not compared.
+	Compare *compare.Config `json:"compare,omitempty"`
 
 	// The transport that sends the copies: any http.reverse_proxy.transport
 	// module, so TLS, HTTP/2, dial timeouts and keep-alive work as they do
@@ -110,25 +121,31 @@ type Target struct {
 	pathPrefix  string   // decoded path prefix, without a trailing slash
 	rawPrefix   string   // the same prefix, escaped
 	label       string   // the target label in metrics and logs
+	marker      string   // the handler's loop marker, set on every copy
 	timeout     time.Duration
 	matcherSets caddyhttp.MatcherSets
 	sampler     *sampler
 	health      *health
 	counters    [numOutcomes]prometheus.Counter
 	inFlight    prometheus.Gauge
-	durations   prometheus.ObserverVec
-	limit       *concurrencyLimit
-	limitGauge  prometheus.Gauge
+	// sampledLogger logs at most one line per message per second for this
+	// target, so that a dead or diverging target cannot flood the log, nor
+	// hide another target's lines
+	sampledLogger *zap.Logger
+	durations     prometheus.ObserverVec
+	state         *shadowState // the shadow's limit and breaker, shared across configs
+	stateKey      string
+	limit         *concurrencyLimit
+	limitGauge    prometheus.Gauge
+	waitingGauge  prometheus.Gauge // copies waiting for a slot
 
 	injectedHeaders []string // header fields whose values Headers writes, never logged
-	hideAllHeaders  bool     // Headers rewrites every field: log no header values
+	// whether Headers uses the upstream placeholders, and their values
+	editsUseUpstream bool
+	upstreamValues   [numUpstreamPlaceholders]string
+	hideAllHeaders   bool // Headers rewrites every field: log no header values
 
-	captures       bool  // its responses are kept: it compares, or is a noise source
-	keepBody       int64 // how many bytes of its response bodies are kept
-	report         *comparisonReport
-	compareResults [numCompareResults]prometheus.Counter
-	latencyRatio   prometheus.Observer
-	compareMetrics *targetCompareMetrics
+	comparison targetComparison // its part in comparisons
 }
 
 // provision prepares t for use by a handler whose in-flight limit is
@@ -139,28 +156,23 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 	}
 	t.label = cmp.Or(t.Name, t.Upstream)
 	t.counters, t.inFlight, t.durations = metrics.forTarget(t.label)
-	if t.Compare != nil {
-		t.Compare.provision()
-		t.compareResults, t.latencyRatio = metrics.forComparison(t.label)
-		report, _, err := reports.LoadOrNew(t.label, func() (caddy.Destructor, error) {
-			return new(comparisonReport), nil
-		})
-		if err != nil {
-			return err
-		}
-		t.report = report.(*comparisonReport)
-		t.report.configure(t)
-		t.compareMetrics = metrics.comparison.forTarget(t.label, t.Compare, &t.report.labels)
-	}
 
 	t.timeout = time.Duration(t.Timeout)
 	if t.timeout == 0 {
 		t.timeout = defaultTimeout
 	}
-	t.sampler = newSampler(t.Percent, t.SampleBy, t.MaxRate)
+	t.sampler = newSampler(t.Percent, t.SampleBy, t.MaxRate, now)
+	if err := t.loadShadowState(); err != nil {
+		return err
+	}
+	t.sampledLogger = ctx.Logger().WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
+		// at most one line per message per second, for each target
+		return zapcore.NewSamplerWithOptions(core, time.Second, 1, 0)
+	}))
 	t.provisionHealth(ctx.Logger())
 	t.limitGauge = metrics.concurrencyLimit.WithLabelValues(t.label)
-	t.provisionConcurrency(share)
+	t.waitingGauge = metrics.waiting.WithLabelValues(t.label)
+	t.provisionConcurrency(share, ctx.Logger())
 
 	if err := t.provisionMatchers(ctx); err != nil {
 		return err
@@ -171,6 +183,10 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 		}
 	}
 	t.injectedHeaders, t.hideAllHeaders = injectedHeaderNames(t.Headers)
+	t.provisionUpstreamValues()
+	if err := t.provisionComparer(ctx); err != nil {
+		return err
+	}
 	return t.loadTransport(ctx, maxInFlight)
 }
 
@@ -181,26 +197,157 @@ func (t *Target) parseUpstream() error {
 		return fmt.Errorf("upstream is required")
 	}
 	raw := caddy.NewReplacer().ReplaceKnown(t.Upstream, "")
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return fmt.Errorf("upstream %q: %v", t.Upstream, err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("upstream %q: scheme must be http or https", t.Upstream)
-	case u.Host == "" || u.Hostname() == "":
-		return fmt.Errorf("upstream %q: a host is required", t.Upstream)
-	case u.User != nil:
-		return fmt.Errorf("upstream %q: user info is not allowed; set credentials with headers", t.Upstream)
-	case u.RawQuery != "" || u.ForceQuery:
-		return fmt.Errorf("upstream %q: a query is not allowed", t.Upstream)
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return fmt.Errorf("upstream %q: a fragment is not allowed", t.Upstream)
-	case strings.Contains(raw, "{"):
-		return fmt.Errorf("upstream %q: only placeholders known at load time, such as {env.*}, are allowed", t.Upstream)
+	if raw != t.Upstream && strings.Contains(t.Upstream, "{env.") {
+		if err := checkUpstream(raw); err != nil {
+			return fmt.Errorf("upstream %q expanded to %q (is the environment variable set?): %v", t.Upstream, raw, err)
+		}
 	}
+	if err := checkUpstream(raw); err != nil {
+		return fmt.Errorf("upstream %q: %v", t.Upstream, err)
+	}
+	u, _ := url.Parse(raw)
 	t.url = &url.URL{Scheme: u.Scheme, Host: u.Host}
 	t.pathPrefix = strings.TrimSuffix(u.Path, "/")
 	t.rawPrefix = strings.TrimSuffix(u.EscapedPath(), "/")
+	return nil
+}
+
+// checkUpstream checks an upstream whose placeholders are expanded.
+func checkUpstream(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return fmt.Errorf("it is empty")
+	case err != nil && !strings.Contains(raw, "://"):
+		return fmt.Errorf("write it with its scheme, such as http://%s", raw)
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		if u.Opaque != "" || u.Scheme == "localhost" || !strings.Contains(raw, "://") {
+			return fmt.Errorf("write it with its scheme, such as http://%s", raw)
+		}
+		return fmt.Errorf("scheme must be http or https")
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("a host is required")
+	case u.User != nil:
+		return fmt.Errorf("user info is not allowed; set credentials with headers")
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("a query is not allowed")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("a fragment is not allowed")
+	case strings.Contains(raw, "{"):
+		return fmt.Errorf("only placeholders known at load time, such as {env.*}, are allowed")
+	}
+	return nil
+}
+
+// checkCaddyfileUpstream checks, as the Caddyfile is adapted, an upstream
+// that has no placeholder; one with {env.*} is checked when the config
+// loads, where its environment is.
+func checkCaddyfileUpstream(raw string) error {
+	if strings.Contains(raw, "{") {
+		return nil
+	}
+	if err := checkUpstream(raw); err != nil {
+		return fmt.Errorf("upstream %q: %v", raw, err)
+	}
+	return nil
+}
+
+// checkSampleBy checks that sample_by holds a placeholder: a literal is
+// the same for every request, so it would copy all of them or none.
+func checkSampleBy(v string) error {
+	if open := strings.Index(v, "{"); open < 0 || !strings.Contains(v[open:], "}") {
+		return fmt.Errorf("sample_by %q is not a placeholder: write one such as {http.request.header.X-User-Id}; a literal is the same for every request", v)
+	}
+	return nil
+}
+
+// checkCopyPlaceholders refuses, in a header edit of a copy, the
+// placeholders that never have a value when a copy is made: the
+// response's, an error's, and reverse_proxy's own, but for the upstream
+// the copy goes to, which the copy sets (see newCopy).
+func checkCopyPlaceholders(v string) error {
+	for rest := v; ; {
+		open := strings.Index(rest, "{")
+		if open < 0 {
+			return nil
+		}
+		end := strings.Index(rest[open:], "}")
+		if end < 0 {
+			return nil
+		}
+		name := rest[open+1 : open+end]
+		rest = rest[open+end+1:]
+		switch {
+		case strings.HasPrefix(name, "http.response."), strings.HasPrefix(name, "http.error."):
+			return fmt.Errorf("{%s} never has a value for a copy, which is made before the primary answers", name)
+		case strings.HasPrefix(name, "http.reverse_proxy.") && !slices.Contains(upstreamPlaceholders[:], name):
+			return fmt.Errorf("{%s} is reverse_proxy's own and has no value for a copy; the copy's upstream is {http.reverse_proxy.upstream.hostport} (or .address, .host, .port)", name)
+		}
+	}
+}
+
+// numUpstreamPlaceholders is how many upstreamPlaceholders there are.
+const numUpstreamPlaceholders = 4
+
+// upstreamPlaceholders are the placeholders of reverse_proxy that a
+// copy's header edits can use: they name the copy's own upstream.
+var upstreamPlaceholders = [numUpstreamPlaceholders]string{
+	"http.reverse_proxy.upstream.address",
+	"http.reverse_proxy.upstream.hostport",
+	"http.reverse_proxy.upstream.host",
+	"http.reverse_proxy.upstream.port",
+}
+
+// provisionUpstreamValues finds whether t's header edits use the upstream
+// placeholders, and their values: the address, host:port, host and port
+// that the copies are sent to, as reverse_proxy has them for its upstream.
+func (t *Target) provisionUpstreamValues() {
+	t.editsUseUpstream = false
+	for _, v := range headerOpValues(t.Headers) {
+		if strings.Contains(v, "{http.reverse_proxy.upstream.") {
+			t.editsUseUpstream = true
+		}
+	}
+	host, port := t.url.Hostname(), t.url.Port()
+	if port == "" {
+		port = "80"
+		if t.url.Scheme == "https" {
+			port = "443"
+		}
+	}
+	hostPort := net.JoinHostPort(host, port)
+	t.upstreamValues = [numUpstreamPlaceholders]string{hostPort, hostPort, host, port}
+}
+
+// headerOpValues lists every value that ops writes.
+func headerOpValues(ops *headers.HeaderOps) []string {
+	if ops == nil {
+		return nil
+	}
+	var values []string
+	for _, vs := range ops.Set {
+		values = append(values, vs...)
+	}
+	for _, vs := range ops.Add {
+		values = append(values, vs...)
+	}
+	for _, rs := range ops.Replace {
+		for _, r := range rs {
+			values = append(values, r.Replace)
+		}
+	}
+	return values
+}
+
+// checkHeaderOps checks every value that ops writes.
+func checkHeaderOps(ops *headers.HeaderOps) error {
+	for _, v := range headerOpValues(ops) {
+		if err := checkCopyPlaceholders(v); err != nil {
+			return fmt.Errorf("headers: %v", err)
+		}
+	}
 	return nil
 }
 
@@ -225,8 +372,16 @@ func (t *Target) validate() error {
 	if t.FailDuration < 0 {
 		return fmt.Errorf("fail_duration must not be negative, got %v", time.Duration(t.FailDuration))
 	}
+	if t.SampleBy != "" {
+		if err := checkSampleBy(t.SampleBy); err != nil {
+			return err
+		}
+	}
+	if err := checkHeaderOps(t.Headers); err != nil {
+		return err
+	}
 	if t.Compare != nil {
-		return t.Compare.validate()
+		return t.Compare.Validate()
 	}
 	return nil
 }
@@ -241,7 +396,7 @@ func (t *Target) provisionHealth(logger *zap.Logger) {
 	if failDuration == 0 {
 		failDuration = defaultFailDuration
 	}
-	t.health = newHealth(maxFails, failDuration, func(healthy bool) {
+	t.health.configure(maxFails, failDuration, func(healthy bool) {
 		if healthy {
 			logger.Info("mirror target healthy again", zap.String("target", t.label))
 			return
@@ -249,6 +404,11 @@ func (t *Target) provisionHealth(logger *zap.Logger) {
 		logger.Warn("mirror target unhealthy: dropping its copies, probing it again after fail_duration",
 			zap.String("target", t.label), zap.Int("consecutive_failures", maxFails), zap.Duration("fail_duration", failDuration))
 	})
+}
+
+// copiesBody reports whether t's copies carry the request's body.
+func (t *Target) copiesBody() bool {
+	return t.RequestBody == nil || *t.RequestBody
 }
 
 // count records one request's outcome for this target.
@@ -262,22 +422,22 @@ func (t *Target) count(o outcome) {
 // onOutcome, when set by a test, is called after every outcome is counted.
 var onOutcome atomic.Pointer[func(*Target, outcome)]
 
-// compared records the result of a comparison, and how long the shadow
-// took relative to the primary.
-func (t *Target) compared(r compareResult, shadow, primary time.Duration) {
-	t.compareResults[r].Inc()
-	if primary > 0 {
-		t.latencyRatio.Observe(float64(shadow) / float64(primary))
-	}
-}
-
-// skipCompare records an exchange of this target that was not compared.
-func (t *Target) skipCompare(r compareResult) {
-	t.report.count(r)
-	t.compareResults[r].Inc()
-}
-
-// observe records the duration of a completed exchange.
+// observe records the duration of a round trip that got a response.
 func (t *Target) observe(status int, d time.Duration) {
-	t.durations.WithLabelValues(strconv.Itoa(status)).Observe(d.Seconds())
+	t.durations.WithLabelValues(codeLabel(status)).Observe(d.Seconds())
+}
+
+// codeLabel is the code label value of a status: the code itself when
+// net/http knows it (about 60 registered codes), its class such as "5xx"
+// for another code from 100 to 599, and "other" beyond, so that a shadow
+// cycling through made-up statuses makes at most 66 label values.
+func codeLabel(status int) string {
+	switch {
+	case http.StatusText(status) != "":
+		return strconv.Itoa(status)
+	case status >= 100 && status <= 599:
+		return strconv.Itoa(status/100) + "xx"
+	default:
+		return "other"
+	}
 }

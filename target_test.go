@@ -93,8 +93,8 @@ func TestNewCopyLeavesTheRequestAlone(t *testing.T) {
 	if cp.Header.Get("Authorization") != "" || cp.Header.Get("Connection") != "" {
 		t.Errorf("copy kept Authorization %q or Connection %q", cp.Header.Get("Authorization"), cp.Header.Get("Connection"))
 	}
-	if cp.Header.Get("Caddy-Mirror") != "1" {
-		t.Error("header edits removed the loop marker from the copy")
+	if got := cp.Header.Get("Caddy-Mirror"); got != processMarker {
+		t.Errorf("copy Caddy-Mirror = %q: header edits removed or changed the loop marker", got)
 	}
 	if r.Host != "front.example" || r.Header.Get("Authorization") != "Bearer t" || len(r.Header) != len(before) {
 		t.Errorf("the original request changed: Host %q, headers %v, was %v", r.Host, r.Header, before)
@@ -110,7 +110,7 @@ func TestUnsupported(t *testing.T) {
 		skip   bool
 	}{
 		{"plain GET", http.MethodGet, nil, 0, false},
-		{"loop marker", http.MethodGet, map[string]string{"Caddy-Mirror": "1"}, skippedLoop, true},
+		{"loop marker", http.MethodGet, map[string]string{"Caddy-Mirror": processMarker}, skippedLoop, true},
 		{"websocket", http.MethodGet, map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, skippedUnsupported, true},
 		{"h2c upgrade", http.MethodGet, map[string]string{"Upgrade": "h2c"}, skippedUnsupported, true},
 		{"CONNECT", http.MethodConnect, nil, skippedUnsupported, true},
@@ -122,6 +122,23 @@ func TestUnsupported(t *testing.T) {
 		got, skip := unsupported(r)
 		if skip != tc.skip || (skip && got != tc.want) {
 			t.Errorf("unsupported(%s) = %v, %v, want %v, %v", tc.name, got, skip, tc.want, tc.skip)
+		}
+	}
+}
+
+// TestCodeLabel: a shadow cycling through made-up statuses makes at most
+// the registered codes, five classes and "other" as code label values.
+func TestCodeLabel(t *testing.T) {
+	seen := map[string]bool{}
+	for status := range 1000 {
+		seen[codeLabel(status)] = true
+	}
+	if len(seen) > 70 {
+		t.Errorf("%d code label values for statuses 0 to 999, want at most 70", len(seen))
+	}
+	for status, want := range map[int]string{200: "200", 503: "503", 299: "2xx", 599: "5xx", 777: "other", 0: "other", 99: "other"} {
+		if got := codeLabel(status); got != want {
+			t.Errorf("codeLabel(%d) = %q, want %q", status, got, want)
 		}
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -15,7 +15,7 @@ import (
 // loadTransport loads t's transport module, the http transport unless
 // configured otherwise, with the mirror's defaults filled in.
 func (t *Target) loadTransport(ctx caddy.Context, maxInFlight int) error {
-	raw, err := transportWithDefaults(t.TransportRaw, t.url.Scheme == "https", maxInFlight)
+	raw, err := transportWithDefaults(t.TransportRaw, t.url.Scheme == "https", maxInFlight, t.timeout)
 	if err != nil {
 		return fmt.Errorf("transport: %v", err)
 	}
@@ -39,6 +39,26 @@ func (t *Target) loadTransport(ctx caddy.Context, maxInFlight int) error {
 	return nil
 }
 
+// The limits that the http transport of a copy gets by default, each
+// shortened to the target's timeout when that is shorter: every phase of a
+// copy ends within the timeout, and so does every socket that Go's
+// transport opens for it, even a dial that the transport goes on with
+// after the copy has given up on it.
+const (
+	// defaultDialTimeout is reverse_proxy's own default.
+	defaultDialTimeout = 3 * time.Second
+	// defaultHandshakeTimeout bounds a TLS handshake, for which
+	// reverse_proxy sets no limit: a shadow that accepts connections and
+	// never completes a handshake would otherwise hold a socket and a
+	// goroutine each.
+	defaultHandshakeTimeout = 5 * time.Second
+	// defaultMaxResponseHeaderSize bounds the headers of a shadow's
+	// response (Go's default is 10 MB); a copy reads at most
+	// maxDrainBytes of the body, and the headers get a bound of the same
+	// order.
+	defaultMaxResponseHeaderSize = 64 << 10
+)
+
 // transportWithDefaults fills in, on the raw config of an http transport,
 // what the user left unset:
 //   - an idle pool of maxIdle connections per host, so that a slow shadow
@@ -47,10 +67,12 @@ func (t *Target) loadTransport(ctx caddy.Context, maxInFlight int) error {
 //   - compression off, so that the copy carries the client's
 //     Accept-Encoding verbatim and the discarded response is not
 //     decompressed;
-//   - TLS for an https:// upstream, with Caddy's defaults (verification on).
+//   - TLS for an https:// upstream, with Caddy's defaults (verification on);
+//   - dial_timeout, tls handshake_timeout and max_response_header_size,
+//     from the defaults above, the timeouts no longer than timeout.
 //
 // Other transport modules are returned as they are.
-func transportWithDefaults(raw json.RawMessage, https bool, maxIdle int) (json.RawMessage, error) {
+func transportWithDefaults(raw json.RawMessage, https bool, maxIdle int, timeout time.Duration) (json.RawMessage, error) {
 	fields := map[string]json.RawMessage{}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &fields); err != nil {
@@ -66,22 +88,43 @@ func transportWithDefaults(raw json.RawMessage, https bool, maxIdle int) (json.R
 	if _, ok := fields["tls"]; !ok && https {
 		fields["tls"] = json.RawMessage(`{}`)
 	}
-	if _, ok := fields["compression"]; !ok {
-		fields["compression"] = json.RawMessage(`false`)
-	}
-	keepAlive := map[string]json.RawMessage{}
-	if ka, ok := fields["keep_alive"]; ok {
-		if err := json.Unmarshal(ka, &keepAlive); err != nil {
-			return nil, fmt.Errorf("keep_alive: %v", err)
-		}
-	}
-	if _, ok := keepAlive["max_idle_conns_per_host"]; !ok {
-		keepAlive["max_idle_conns_per_host"] = json.RawMessage(strconv.Itoa(maxIdle))
-		ka, err := json.Marshal(keepAlive)
+	setDefault(fields, "compression", false)
+	setDefault(fields, "dial_timeout", min(defaultDialTimeout, timeout).String())
+	setDefault(fields, "max_response_header_size", defaultMaxResponseHeaderSize)
+	if tls, ok := fields["tls"]; ok {
+		merged, err := withDefault(tls, "handshake_timeout", min(defaultHandshakeTimeout, timeout).String())
 		if err != nil {
+			return nil, fmt.Errorf("tls: %v", err)
+		}
+		fields["tls"] = merged
+	}
+	keepAlive, err := withDefault(fields["keep_alive"], "max_idle_conns_per_host", maxIdle)
+	if err != nil {
+		return nil, fmt.Errorf("keep_alive: %v", err)
+	}
+	fields["keep_alive"] = keepAlive
+	return json.Marshal(fields)
+}
+
+// setDefault sets fields[name] to value unless it is set.
+func setDefault(fields map[string]json.RawMessage, name string, value any) {
+	if _, ok := fields[name]; !ok {
+		fields[name], _ = json.Marshal(value)
+	}
+}
+
+// withDefault returns the JSON object obj (absent: an empty one) with
+// name set to value unless obj sets it.
+func withDefault(obj json.RawMessage, name string, value any) (json.RawMessage, error) {
+	fields := map[string]json.RawMessage{}
+	if len(obj) > 0 {
+		if err := json.Unmarshal(obj, &fields); err != nil {
 			return nil, err
 		}
-		fields["keep_alive"] = ka
 	}
+	if _, ok := fields[name]; ok {
+		return obj, nil
+	}
+	setDefault(fields, name, value)
 	return json.Marshal(fields)
 }

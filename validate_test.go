@@ -1,15 +1,19 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // loadHandler decodes, provisions and validates cfg as Caddy does when it
@@ -55,7 +59,7 @@ var invalidConfigs = []struct {
 	{"max_body_size negative", `{"targets":[{"upstream":"http://a"}],"max_body_size":-1}`, "max_body_size must not be negative, got -1"},
 	{"max_in_flight negative", `{"targets":[{"upstream":"http://a"}],"max_in_flight":-1}`, "max_in_flight must not be negative, got -1"},
 	{"large_bodies unknown", `{"targets":[{"upstream":"http://a"}],"large_bodies":"buffer"}`, `large_bodies must be "stream" or "skip", got "buffer"`},
-	{"stream_window too small", `{"targets":[{"upstream":"http://a"}],"stream_window":100}`, "stream_window must be between 4096 and 1073741824 bytes, got 100"},
+	{"stream_window too small", `{"targets":[{"upstream":"http://a"}],"stream_window":100}`, "stream_window must be between 4KiB (4096) and 1GiB (1073741824), got 100"},
 	{"stream_window negative", `{"targets":[{"upstream":"http://a"}],"stream_window":-1}`, "stream_window must be between"},
 	{"max_stream_size negative", `{"targets":[{"upstream":"http://a"}],"max_stream_size":-1}`, "max_stream_size must not be negative, got -1"},
 	{"unknown matcher", `{"targets":[{"upstream":"http://a","match":[{"colour":"blue"}]}]}`, "loading matchers"},
@@ -140,28 +144,32 @@ func TestTLSTransportUpgradesHTTPUpstream(t *testing.T) {
 
 func TestTransportWithDefaults(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		raw   string
-		https bool
-		want  string
+		name    string
+		raw     string
+		https   bool
+		want    string
+		timeout time.Duration // the target's; 10s when zero
 	}{
 		{"default http", ``, false,
-			`{"protocol":"http","compression":false,"keep_alive":{"max_idle_conns_per_host":256}}`},
-		{"default https gets tls", ``, true,
-			`{"protocol":"http","tls":{},"compression":false,"keep_alive":{"max_idle_conns_per_host":256}}`},
-		{"user settings are kept", `{"protocol":"http","compression":true,"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`, false,
-			`{"protocol":"http","compression":true,"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`},
-		{"other keep_alive settings are kept", `{"protocol":"http","keep_alive":{"idle_timeout":"1m"}}`, false,
-			`{"protocol":"http","compression":false,"keep_alive":{"idle_timeout":"1m","max_idle_conns_per_host":256}}`},
+			`{"protocol":"http","compression":false,"dial_timeout":"3s","max_response_header_size":65536,"keep_alive":{"max_idle_conns_per_host":256}}`, 0},
+		{"default https gets tls and a handshake timeout", ``, true,
+			`{"protocol":"http","tls":{"handshake_timeout":"5s"},"compression":false,"dial_timeout":"3s","max_response_header_size":65536,"keep_alive":{"max_idle_conns_per_host":256}}`, 0},
+		{"user settings are kept", `{"protocol":"http","compression":true,"dial_timeout":"1s","max_response_header_size":1024,"tls":{"handshake_timeout":"20s"},"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`, false,
+			`{"protocol":"http","compression":true,"dial_timeout":"1s","max_response_header_size":1024,"tls":{"handshake_timeout":"20s"},"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`, 0},
+		{"other keep_alive and tls settings are kept", `{"protocol":"http","keep_alive":{"idle_timeout":"1m"},"tls":{"insecure_skip_verify":true}}`, false,
+			`{"protocol":"http","compression":false,"dial_timeout":"3s","max_response_header_size":65536,"tls":{"insecure_skip_verify":true,"handshake_timeout":"5s"},"keep_alive":{"idle_timeout":"1m","max_idle_conns_per_host":256}}`, 0},
 		{"other transports untouched", `{"protocol":"fastcgi","root":"/srv"}`, false,
-			`{"protocol":"fastcgi","root":"/srv"}`},
+			`{"protocol":"fastcgi","root":"/srv"}`, 0},
+		{"a short timeout shortens the dial and the handshake", `{"protocol":"http","tls":{}}`, false,
+			`{"protocol":"http","compression":false,"dial_timeout":"1.5s","max_response_header_size":65536,"tls":{"handshake_timeout":"1.5s"},"keep_alive":{"max_idle_conns_per_host":256}}`, 1500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var raw json.RawMessage
 			if tc.raw != "" {
 				raw = json.RawMessage(tc.raw)
 			}
-			got, err := transportWithDefaults(raw, tc.https, 256)
+			timeout := cmp.Or(tc.timeout, 10*time.Second)
+			got, err := transportWithDefaults(raw, tc.https, 256, timeout)
 			if err != nil {
 				t.Fatalf("transportWithDefaults(%s) error: %v", tc.raw, err)
 			}
@@ -183,7 +191,7 @@ func TestValidate_NonFinite(t *testing.T) {
 		}{
 			{"percent", func(tg *Target) { tg.Percent = &v }},
 			{"max_rate", func(tg *Target) { tg.MaxRate = v }},
-			{"compare.threshold", func(tg *Target) { tg.Compare = &Compare{Threshold: &v} }},
+			{"compare.threshold", func(tg *Target) { tg.Compare = &compare.Config{Threshold: &v} }},
 		} {
 			t.Run(fmt.Sprintf("%s %v", tc.field, v), func(t *testing.T) {
 				tg := &Target{Upstream: "http://a"}
@@ -197,5 +205,19 @@ func TestValidate_NonFinite(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestUpstreamFromAnUnsetVariable: an upstream whose {env.*} expands to
+// nothing says so, rather than only that its scheme is wrong.
+func TestUpstreamFromAnUnsetVariable(t *testing.T) {
+	t.Setenv("MIRROR_TEST_UNSET", "")
+	_, err := loadHandler(t, `{"targets":[{"upstream":"{env.MIRROR_TEST_UNSET}"}]}`)
+	if err == nil || !strings.Contains(err.Error(), `expanded to "" (is the environment variable set?)`) {
+		t.Errorf("error %v, want one saying the variable expanded to nothing", err)
+	}
+	_, err = loadHandler(t, `{"targets":[{"upstream":"http://shadow","sample_by":"user"}]}`)
+	if err == nil || !strings.Contains(err.Error(), `sample_by "user" is not a placeholder`) {
+		t.Errorf("sample_by user: error %v, want one saying it is not a placeholder", err)
 	}
 }

@@ -1,15 +1,13 @@
-package mirror
+package compare
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // difference is one field in which two responses differ.
@@ -41,7 +39,7 @@ var secretHeaders = []string{"Authorization", "Cookie", "Set-Cookie", "Proxy-Aut
 // diffResponses compares the shadow's response b with the primary's
 // response a under c. Bodies must already be decoded. It reports whether
 // either body was over c's limit, in which case bodies are not compared.
-func diffResponses(c *Compare, a, b *decodedResponse) (diffs []difference, truncated bool) {
+func diffResponses(c *Config, a, b *decodedResponse) (diffs []difference, truncated bool) {
 	if c.compareStatus && a.status != b.status {
 		// responses with different statuses are different kinds of
 		// response; their headers and bodies are not compared
@@ -115,7 +113,7 @@ func isJSON(contentType string) bool {
 // diffJSON appends the structural differences between two JSON bodies,
 // which are not the same bytes. A body that is not valid JSON is a
 // difference of the whole body.
-func diffJSON(c *Compare, a, b *decodedResponse, diffs []difference) []difference {
+func diffJSON(c *Config, a, b *decodedResponse, diffs []difference) []difference {
 	av, aerr := a.parsedJSON()
 	bv, berr := b.parsedJSON()
 	if aerr != nil || berr != nil {
@@ -234,7 +232,10 @@ func (w *jsonWalker) add(path []segment, a, b string) {
 	}
 	var pointer, field strings.Builder
 	for _, seg := range path {
-		esc := escapePointer(seg.key)
+		if pointer.Len() > maxFieldLen {
+			break // cut below; the rest cannot show
+		}
+		esc := escapePointer(seg.key[:min(len(seg.key), maxFieldLen+1)])
 		pointer.WriteString("/" + esc)
 		if seg.index {
 			field.WriteString("/*")
@@ -242,18 +243,83 @@ func (w *jsonWalker) add(path []segment, a, b string) {
 			field.WriteString("/" + esc)
 		}
 	}
-	w.diffs = append(w.diffs, difference{Field: field.String(), Pointer: pointer.String(), Primary: a, Shadow: b})
+	w.diffs = append(w.diffs, difference{Field: cutField(field.String()), Pointer: cutField(pointer.String()), Primary: a, Shadow: b})
 }
 
-// numbersEqual compares two JSON numbers by value, so 1, 1.0 and 1e0 are
-// equal.
+// maxFieldLen is the most bytes of a field name or JSON pointer that a
+// difference keeps, and so the report, the metric labels and the logs: a
+// shadow inventing a 900 KB member name makes a 256-byte field. Fields
+// that agree on their first maxFieldLen bytes are counted as one.
+const maxFieldLen = 256
+
+// cutField shortens a field name or pointer to maxFieldLen bytes of valid
+// UTF-8, marking the cut with "…".
+func cutField(s string) string {
+	if len(s) <= maxFieldLen {
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return cutTo(s, maxFieldLen)
+}
+
+// numbersEqual compares two JSON numbers by value, so 1, 1.0, 10e-1 and
+// 1e0 are equal. It compares their digits and the position of the
+// decimal point, never their values, so its cost is linear in the
+// numbers' lengths whatever their exponents (a shadow answering 1e-999999
+// costs no more than one answering 1). Exponents beyond ±10^15 compare as
+// written.
 func numbersEqual(a, b json.Number) bool {
 	if a == b {
 		return true
 	}
-	ar, aok := new(big.Rat).SetString(string(a))
-	br, bok := new(big.Rat).SetString(string(b))
-	return aok && bok && ar.Cmp(br) == 0
+	ad, aok := parseDecimal(string(a))
+	bd, bok := parseDecimal(string(b))
+	return aok && bok && ad == bd
+}
+
+// decimal is a JSON number as 0.digits × 10^exp, with no leading or
+// trailing zero in digits; zero has no digits and exponent 0, whatever its
+// sign.
+type decimal struct {
+	neg    bool
+	digits string
+	exp    int64
+}
+
+// maxExponentDigits is the longest exponent that parseDecimal reads; a
+// longer one could overflow the arithmetic on it.
+const maxExponentDigits = 15
+
+// parseDecimal parses a number in JSON's syntax, which json.Number holds
+// once the decoder has read it.
+func parseDecimal(s string) (decimal, bool) {
+	var d decimal
+	if strings.HasPrefix(s, "-") {
+		d.neg, s = true, s[1:]
+	}
+	mantissa, exponent, _ := strings.Cut(strings.ToLower(s), "e")
+	whole, frac, _ := strings.Cut(mantissa, ".")
+	var exp int64
+	if exponent != "" {
+		digits := strings.TrimLeft(strings.TrimPrefix(strings.TrimPrefix(exponent, "+"), "-"), "0")
+		if len(digits) > maxExponentDigits {
+			return d, false
+		}
+		n, err := strconv.ParseInt(exponent, 10, 64)
+		if err != nil {
+			return d, false
+		}
+		exp = n
+	}
+	// the point sits after whole; leading zeros move it left
+	all := whole + frac
+	lead := len(all) - len(strings.TrimLeft(all, "0"))
+	all = strings.TrimRight(all[lead:], "0")
+	if all == "" {
+		return decimal{}, true // zero, whatever its sign
+	}
+	d.digits = all
+	d.exp = int64(len(whole)-lead) + exp
+	return d, true
 }
 
 // render writes a decoded JSON value compactly, cut to maxValueLen.
@@ -270,11 +336,14 @@ func cut(s string) string {
 	if len(s) <= maxValueLen {
 		return strings.ToValidUTF8(s, "\uFFFD")
 	}
-	s = s[:maxValueLen]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
+	return cutTo(s, maxValueLen)
+}
+
+// cutTo cuts s, longer than n bytes, to at most n bytes of valid UTF-8
+// followed by "…".
+func cutTo(s string, n int) string {
+	// a rune cut in two at n is invalid, and dropped with any other
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 func errText(err error) string {

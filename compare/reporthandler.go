@@ -1,4 +1,4 @@
-package mirror
+package compare
 
 import (
 	"fmt"
@@ -48,9 +48,9 @@ func (ReportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	}
 	switch p := r.URL.Path; {
 	case path.Base(p) == "report":
-		return writeReportJSON(w)
+		return WriteReportJSON(w)
 	case path.Base(p) == "index.html", strings.HasSuffix(p, "/"):
-		return writeReportPage(w, true)
+		return WriteReportPage(w, true)
 	default:
 		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no such mirror report endpoint: %s", r.URL.Path))
 	}

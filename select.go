@@ -1,5 +1,8 @@
 package mirror
 
+// Selection: which requests a target chooses to copy, by its matchers and
+// its sample (see sampler.go for the sampling itself).
+
 import (
 	"fmt"
 	"net/http"
@@ -36,17 +39,4 @@ func (t *Target) selects(r *http.Request) bool {
 		}
 	}
 	return t.sampler.sampled(r)
-}
-
-// unsupported reports whether r can never be copied, and why: it is
-// itself a copy (which would make a mirror loop), or it opens a tunnel
-// or upgrades the connection, which a one-shot copy cannot reproduce.
-func unsupported(r *http.Request) (outcome, bool) {
-	if _, ok := r.Header[markerHeader]; ok {
-		return skippedLoop, true
-	}
-	if r.Method == http.MethodConnect || r.Header.Get("Upgrade") != "" {
-		return skippedUnsupported, true
-	}
-	return 0, false
 }

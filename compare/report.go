@@ -1,12 +1,10 @@
-package mirror
+package compare
 
 import (
 	"cmp"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // compareResult is what became of one exchange that a target compares.
@@ -38,11 +36,12 @@ func (r compareResult) String() string {
 	return compareResultNames[r]
 }
 
-// Verdicts on a differing field.
+// The verdicts on a differing field, as the report and the mismatch log
+// lines give them.
 const (
-	verdictRegression = "regression"      // differs more often than noise explains
-	verdictNoise      = "noise"           // within threshold of its noise rate, which is not zero
-	verdictBelow      = "below_threshold" // rare, but the secondary never showed it
+	VerdictRegression = "regression"      // differs more often than noise explains
+	VerdictNoise      = "noise"           // within threshold of its noise rate, which is not zero
+	VerdictBelow      = "below_threshold" // rare, but the secondary never showed it
 )
 
 const (
@@ -56,10 +55,6 @@ const (
 	maxStatusPairs = 64
 	otherFields    = "(other fields)"
 )
-
-// reports holds one comparisonReport per comparing target name, shared by
-// every config that uses the name, so that a reload keeps the counts.
-var reports = caddy.NewUsagePool()
 
 // comparisonReport accumulates one target's comparisons for the admin
 // API. Everything it keeps is counts, the latest durations, and at most
@@ -130,14 +125,14 @@ type observation struct {
 func (r *comparisonReport) Destruct() error { return nil }
 
 // configure applies a target's current settings.
-func (r *comparisonReport) configure(t *Target) {
+func (r *comparisonReport) configure(upstream string, c *Config) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.upstream = t.Upstream
-	r.noiseFrom = t.Compare.NoiseFrom
-	r.threshold = t.Compare.threshold
-	if r.maxSamples != t.Compare.samples {
-		r.maxSamples = t.Compare.samples
+	r.upstream = upstream
+	r.noiseFrom = c.NoiseFrom
+	r.threshold = c.threshold
+	if r.maxSamples != c.samples {
+		r.maxSamples = c.samples
 		r.samples, r.next = nil, 0
 	}
 }
@@ -189,7 +184,7 @@ func (r *comparisonReport) record(o observation) (compareResult, []fieldVerdict)
 	for i, d := range o.diffs {
 		v := r.verdict(r.field(d.Field))
 		verdicts[i] = fieldVerdict{d, v}
-		if v == verdictRegression {
+		if v == VerdictRegression {
 			result = mismatch
 		} else if result == match {
 			result = noiseOnly
@@ -233,16 +228,16 @@ func (r *comparisonReport) field(name string) *fieldCounts {
 // percentage points; without a noise source, every difference is one.
 func (r *comparisonReport) verdict(f *fieldCounts) string {
 	if r.noiseFrom == "" {
-		return verdictRegression
+		return VerdictRegression
 	}
 	raw, noise := percent(f.differ, r.compared), percent(f.noise, r.withNoise)
 	switch {
 	case raw-noise > r.threshold:
-		return verdictRegression
+		return VerdictRegression
 	case noise > 0:
-		return verdictNoise
+		return VerdictNoise
 	default:
-		return verdictBelow
+		return VerdictBelow
 	}
 }
 
@@ -278,21 +273,21 @@ func (l *latencyRing) add(primary, shadow time.Duration) {
 }
 
 // percentiles returns p50, p90 and p99 of the kept values.
-func percentiles(values []float64) latencyPercentiles {
+func percentiles(values []float64) LatencyPercentiles {
 	if len(values) == 0 {
-		return latencyPercentiles{}
+		return LatencyPercentiles{}
 	}
 	sorted := slices.Clone(values)
 	slices.Sort(sorted)
 	at := func(q float64) float64 { return sorted[int(q*float64(len(sorted)-1))] }
-	return latencyPercentiles{P50: at(0.50), P90: at(0.90), P99: at(0.99)}
+	return LatencyPercentiles{P50: at(0.50), P90: at(0.90), P99: at(0.99)}
 }
 
 // sortFields orders fields for the report: regressions first, then by
 // how far the target's rate is above the noise.
-func sortFields(fields []fieldReport) {
-	slices.SortFunc(fields, func(a, b fieldReport) int {
-		if ar, br := a.Verdict == verdictRegression, b.Verdict == verdictRegression; ar != br {
+func sortFields(fields []FieldReport) {
+	slices.SortFunc(fields, func(a, b FieldReport) int {
+		if ar, br := a.Verdict == VerdictRegression, b.Verdict == VerdictRegression; ar != br {
 			if ar {
 				return -1
 			}

@@ -1,4 +1,4 @@
-package mirror
+package compare
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"go.uber.org/zap"
 )
 
 // reviewDocument is a JSON document of about size bytes: a meta object
@@ -30,12 +32,25 @@ func reviewDocument(size int, variant, id string) []byte {
 }
 
 // capturedJSON is a captured 200 JSON response with body.
-func capturedJSON(body []byte) *capturedResponse {
-	r := newCapturedResponse(int64(len(body)))
+func capturedJSON(body []byte) *Response {
+	r := newResponse(int64(len(body)))
 	r.got, r.status = true, http.StatusOK
 	r.header = http.Header{"Content-Type": {"application/json"}}
 	r.body = bytes.NewBuffer(body)
 	return r
+}
+
+// newBenchComparer returns the comparison of a candidate target with a
+// noise source, with a report of its own: a verdict weighs every exchange
+// the target's report has seen.
+func newBenchComparer(b *testing.B) *Comparer {
+	b.Helper()
+	c, err := NewComparer(&Config{NoiseFrom: "bench-secondary"}, "bench-candidate", "http://c", nil, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	return c
 }
 
 // BenchmarkCompare measures what one exchange costs the mirror goroutine
@@ -45,13 +60,11 @@ func capturedJSON(body []byte) *capturedResponse {
 func BenchmarkCompare(b *testing.B) {
 	for _, size := range []int{4 << 10, 64 << 10} {
 		b.Run(fmt.Sprintf("json_%dKiB", size>>10), func(b *testing.B) {
-			h := provisionHandler(b, `{"targets":[{"name":"bench-secondary","upstream":"http://s"},
-				{"name":"bench-candidate","upstream":"http://c","compare":{"noise_from":"bench-secondary"}}]}`)
-			candidate := h.Targets[1]
+			candidate := newBenchComparer(b)
 			primary := capturedJSON(reviewDocument(size, "", "p"))
 			shadow := capturedJSON(reviewDocument(size, " (v2)", "c"))
 			noise := capturedJSON(reviewDocument(size, "", "s"))
-			ex := &exchange{method: http.MethodGet, path: "/reviews"}
+			ex := &Exchange{method: http.MethodGet, path: "/reviews"}
 			b.SetBytes(int64(primary.body.Len()))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -72,17 +85,15 @@ func BenchmarkCompare(b *testing.B) {
 func BenchmarkCompareChunked(b *testing.B) {
 	for _, size := range []int{4 << 10, 64 << 10} {
 		b.Run(fmt.Sprintf("json_%dKiB", size>>10), func(b *testing.B) {
-			h := provisionHandler(b, `{"targets":[{"name":"bench-secondary","upstream":"http://s"},
-				{"name":"bench-candidate","upstream":"http://c","compare":{"noise_from":"bench-secondary"}}]}`)
-			candidate := h.Targets[1]
+			candidate := newBenchComparer(b)
 			body := reviewDocument(size, "", "p")
 			shadow := capturedJSON(reviewDocument(size, " (v2)", "c"))
 			noise := capturedJSON(reviewDocument(size, "", "s"))
-			ex := &exchange{method: http.MethodGet, path: "/reviews"}
+			ex := &Exchange{method: http.MethodGet, path: "/reviews"}
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				primary := newCapturedResponse(candidate.keepBody)
+				primary := newResponse(candidate.cfg.KeepBody())
 				w := newCaptureWriter(httptest.NewRecorder(), primary)
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusOK)
@@ -104,10 +115,10 @@ func BenchmarkCompareChunked(b *testing.B) {
 
 // capturedGRPC is a captured unary gRPC response: one length-prefixed
 // message and its grpc-status trailer.
-func capturedGRPC(message []byte, status string) *capturedResponse {
+func capturedGRPC(message []byte, status string) *Response {
 	frame := make([]byte, 5, 5+len(message))
 	binary.BigEndian.PutUint32(frame[1:], uint32(len(message)))
-	r := newCapturedResponse(int64(len(frame) + len(message)))
+	r := newResponse(int64(len(frame) + len(message)))
 	r.got, r.status = true, http.StatusOK
 	r.header = http.Header{"Content-Type": {"application/grpc"}}
 	r.body = bytes.NewBuffer(append(frame, message...))
@@ -134,10 +145,8 @@ func BenchmarkCompareGRPC(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			// a report of its own: a verdict weighs every exchange the
 			// target's report has seen
-			h := provisionHandler(b, `{"targets":[{"name":"bench-secondary","upstream":"http://s"},
-				{"name":"bench-candidate","upstream":"http://c","compare":{"noise_from":"bench-secondary"}}]}`)
-			candidate := h.Targets[1]
-			ex := &exchange{method: http.MethodPost, path: "/reviews.Reviews/Get"}
+			candidate := newBenchComparer(b)
+			ex := &Exchange{method: http.MethodPost, path: "/reviews.Reviews/Get"}
 			b.ReportAllocs()
 			for b.Loop() {
 				// each exchange has its own captures, as in the mirror

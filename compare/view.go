@@ -1,89 +1,33 @@
-package mirror
+package compare
 
 import (
 	"cmp"
 	_ "embed"
 	"encoding/json"
-	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
-func init() {
-	caddy.RegisterModule(adminAPI{})
-}
-
-// adminAPI is the admin.api.mirror module. It serves the comparison
-// report of every target that compares its responses:
-//
-//	GET    /mirror/report  the report as JSON
-//	DELETE /mirror/report  forget everything recorded so far
-//	GET    /mirror/        the same report as an HTML page
-//
-// Like every admin.api module it is loaded with the admin endpoint, and
-// needs no configuration.
-type adminAPI struct{}
-
-// CaddyModule returns the Caddy module information.
-func (adminAPI) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "admin.api.mirror",
-		New: func() caddy.Module { return new(adminAPI) },
-	}
-}
-
-// Routes implements caddy.AdminRouter.
-func (a adminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{
-		{Pattern: "/mirror/", Handler: caddy.AdminHandlerFunc(a.serve)},
-	}
-}
-
-func (adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
-	switch r.URL.Path {
-	case "/mirror/report":
-		switch r.Method {
-		case http.MethodGet:
-			return writeReportJSON(w)
-		case http.MethodDelete:
-			reports.Range(func(_, v any) bool {
-				v.(*comparisonReport).reset()
-				return true
-			})
-			w.WriteHeader(http.StatusNoContent)
-			return nil
-		}
-	case "/mirror/", "/mirror/index.html":
-		if r.Method == http.MethodGet {
-			return writeReportPage(w, false)
-		}
-	default:
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such mirror endpoint: %s", r.URL.Path)}
-	}
-	w.Header().Set("Allow", "GET, DELETE")
-	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
-}
-
-// writeReportJSON writes the current report as JSON.
-func writeReportJSON(w http.ResponseWriter) error {
+// WriteReportJSON writes the current report as JSON: the body of the
+// admin API's GET /mirror/report and of mirror_report's report.
+func WriteReportJSON(w http.ResponseWriter) error {
 	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(currentReport())
+	return json.NewEncoder(w).Encode(CurrentReport())
 }
 
 // reportPageData is what the HTML page shows: the report, and whether it
 // is served by a site's mirror_report handler rather than the admin API.
 type reportPageData struct {
-	report
+	Report
 	OnSite bool
 }
 
-// writeReportPage writes the current report as the HTML page.
-func writeReportPage(w http.ResponseWriter, onSite bool) error {
+// WriteReportPage writes the current report as the HTML page; onSite says
+// that it is served by a site's mirror_report rather than the admin API.
+func WriteReportPage(w http.ResponseWriter, onSite bool) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	return reportPage.Execute(w, reportPageData{currentReport(), onSite})
+	return reportPage.Execute(w, reportPageData{CurrentReport(), onSite})
 }
 
 //go:embed report.html
@@ -104,7 +48,7 @@ type latencyBar struct {
 
 // latencyBars lays out the latency chart: p50, p90 and p99 of the primary
 // and the shadow, scaled to the longest.
-func latencyBars(l latencyReport) []latencyBar {
+func latencyBars(l LatencyReport) []latencyBar {
 	bars := []latencyBar{
 		{Label: "primary p50", Value: l.Primary.P50, Color: "#4c78a8"},
 		{Label: "shadow p50", Value: l.Shadow.P50, Color: "#f58518"},
@@ -122,13 +66,14 @@ func latencyBars(l latencyReport) []latencyBar {
 	return bars
 }
 
-// report is the body of GET /mirror/report.
-type report struct {
-	Targets []targetReport `json:"targets"`
+// Report is the body of GET /mirror/report: the report of every comparing
+// target.
+type Report struct {
+	Targets []TargetReport `json:"targets"`
 }
 
-// targetReport is one comparing target's report.
-type targetReport struct {
+// TargetReport is one comparing target's report.
+type TargetReport struct {
 	Name        string             `json:"name"`
 	Upstream    string             `json:"upstream"`
 	NoiseFrom   string             `json:"noise_from,omitempty"`
@@ -136,13 +81,13 @@ type targetReport struct {
 	Compared    int64              `json:"compared"`
 	WithNoise   int64              `json:"compared_with_noise"`
 	Counts      map[string]int64   `json:"counts"`
-	Fields      []fieldReport      `json:"fields"`
-	StatusPairs []statusPairReport `json:"status_pairs"`
-	LatencyMS   latencyReport      `json:"latency_ms"`
+	Fields      []FieldReport      `json:"fields"`
+	StatusPairs []StatusPairReport `json:"status_pairs"`
+	LatencyMS   LatencyReport      `json:"latency_ms"`
 	Samples     []sample           `json:"samples"`
 }
 
-type fieldReport struct {
+type FieldReport struct {
 	Field        string  `json:"field"`
 	Differences  int64   `json:"differences"`
 	RawPercent   float64 `json:"raw_percent"`
@@ -150,7 +95,7 @@ type fieldReport struct {
 	Verdict      string  `json:"verdict"`
 }
 
-type statusPairReport struct {
+type StatusPairReport struct {
 	Primary     int     `json:"primary"`
 	Shadow      int     `json:"shadow"`
 	PrimaryGRPC string  `json:"primary_grpc,omitempty"` // grpc-status, by name
@@ -159,13 +104,13 @@ type statusPairReport struct {
 	Percent     float64 `json:"percent"`
 }
 
-type latencyReport struct {
-	Primary latencyPercentiles `json:"primary"`
-	Shadow  latencyPercentiles `json:"shadow"`
+type LatencyReport struct {
+	Primary LatencyPercentiles `json:"primary"`
+	Shadow  LatencyPercentiles `json:"shadow"`
 	Window  int                `json:"window"`
 }
 
-type latencyPercentiles struct {
+type LatencyPercentiles struct {
 	P50 float64 `json:"p50"`
 	P90 float64 `json:"p90"`
 	P99 float64 `json:"p99"`
@@ -174,22 +119,22 @@ type latencyPercentiles struct {
 // maxReportedFields is how many of the top differing fields a report lists.
 const maxReportedFields = 50
 
-// currentReport snapshots every comparing target's report, by name.
-func currentReport() report {
-	out := report{Targets: []targetReport{}}
+// CurrentReport snapshots every comparing target's report, sorted by name.
+func CurrentReport() Report {
+	out := Report{Targets: []TargetReport{}}
 	reports.Range(func(k, v any) bool {
 		out.Targets = append(out.Targets, v.(*comparisonReport).snapshot(k.(string)))
 		return true
 	})
-	slices.SortFunc(out.Targets, func(a, b targetReport) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(out.Targets, func(a, b TargetReport) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 
 // snapshot returns the report as it stands.
-func (r *comparisonReport) snapshot(name string) targetReport {
+func (r *comparisonReport) snapshot(name string) TargetReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t := targetReport{
+	t := TargetReport{
 		Name:        name,
 		Upstream:    r.upstream,
 		NoiseFrom:   r.noiseFrom,
@@ -197,8 +142,8 @@ func (r *comparisonReport) snapshot(name string) targetReport {
 		Compared:    r.compared,
 		WithNoise:   r.withNoise,
 		Counts:      make(map[string]int64, numCompareResults),
-		Fields:      []fieldReport{},
-		StatusPairs: []statusPairReport{},
+		Fields:      []FieldReport{},
+		StatusPairs: []StatusPairReport{},
 		Samples:     []sample{},
 	}
 	for res := range numCompareResults {
@@ -208,7 +153,7 @@ func (r *comparisonReport) snapshot(name string) targetReport {
 		if f.differ == 0 {
 			continue // only the noise target differs here
 		}
-		t.Fields = append(t.Fields, fieldReport{
+		t.Fields = append(t.Fields, FieldReport{
 			Field:        name,
 			Differences:  f.differ,
 			RawPercent:   percent(f.differ, r.compared),
@@ -219,14 +164,14 @@ func (r *comparisonReport) snapshot(name string) targetReport {
 	sortFields(t.Fields)
 	t.Fields = t.Fields[:min(len(t.Fields), maxReportedFields)]
 	for pair, n := range r.statuses {
-		t.StatusPairs = append(t.StatusPairs, statusPairReport{pair.primary, pair.shadow, pair.primaryGRPC, pair.shadowGRPC, n, percent(n, r.compared)})
+		t.StatusPairs = append(t.StatusPairs, StatusPairReport{pair.primary, pair.shadow, pair.primaryGRPC, pair.shadowGRPC, n, percent(n, r.compared)})
 	}
-	slices.SortFunc(t.StatusPairs, func(a, b statusPairReport) int {
+	slices.SortFunc(t.StatusPairs, func(a, b StatusPairReport) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Primary, b.Primary), cmp.Compare(a.Shadow, b.Shadow),
 			cmp.Compare(a.PrimaryGRPC, b.PrimaryGRPC), cmp.Compare(a.ShadowGRPC, b.ShadowGRPC))
 	})
 	n := min(r.latencies.n, latencyWindow)
-	t.LatencyMS = latencyReport{
+	t.LatencyMS = LatencyReport{
 		Primary: percentiles(r.latencies.primary[:n]),
 		Shadow:  percentiles(r.latencies.shadow[:n]),
 		Window:  n,
@@ -237,9 +182,3 @@ func (r *comparisonReport) snapshot(name string) targetReport {
 	}
 	return t
 }
-
-// Interface guards
-var (
-	_ caddy.AdminRouter = (*adminAPI)(nil)
-	_ caddy.Destructor  = (*comparisonReport)(nil)
-)

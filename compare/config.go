@@ -1,12 +1,31 @@
-package mirror
+// Package compare compares a shadow's responses with the primary's, field
+// by field, off the request path, Diffy style: it captures the responses,
+// decodes their bodies, diffs them (JSON structurally, gRPC by status and
+// message), tells regressions from the noise that a second copy of the
+// primary's version shows, and keeps what it finds in a report per target
+// (served by the admin API and the mirror_report handler) and in
+// Prometheus series.
+//
+// The mirror handler meets it through a narrow surface:
+//
+//   - Config, a target's "compare" config;
+//   - Comparer, one target's comparison, made from its config, name and
+//     the config's metrics registry;
+//   - Exchange, one request whose responses are compared: it wraps the
+//     primary's response writer to capture its response, and holds a
+//     Response for each copy that is compared or supplies noise;
+//   - Comparer.Compare, called once per finished copy.
+package compare
 
 import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
-// Compare configures how a target's responses are compared with the
+// Config configures how a target's responses are compared with the
 // primary's. Comparison happens in the mirror's own goroutines once the
 // responses it needs have arrived, never on the request path, and its
 // results go to metrics, logs and the admin report (GET /mirror/report).
@@ -14,7 +33,7 @@ import (
 // With NoiseFrom, differences that a second copy of the primary's own
 // version (the "secondary") also shows, such as timestamps and random ids,
 // are learnt as noise and not reported as regressions.
-type Compare struct {
+type Config struct {
 	// The name of another target of the same handler that runs the same
 	// version as the primary. Every request copied to this target is also
 	// copied to that one, whatever its own matchers and sampling say, and
@@ -68,7 +87,6 @@ type Compare struct {
 	ignore        []pointerPattern
 	threshold     float64
 	samples       int
-	noise         *Target
 }
 
 const (
@@ -77,8 +95,8 @@ const (
 	defaultSamples         = 50
 )
 
-// provision sets c's defaults and parses its patterns.
-func (c *Compare) provision() {
+// Provision sets c's defaults and parses its patterns.
+func (c *Config) Provision() {
 	c.compareStatus = c.Status == nil || *c.Status
 	c.headerNames = c.headerNames[:0]
 	for _, name := range c.Headers {
@@ -104,11 +122,10 @@ func (c *Compare) provision() {
 	}
 }
 
-// validate checks c's configured values; it changes nothing.
-func (c *Compare) validate() error {
-	switch c.Body {
-	case "", "auto", "json", "bytes", "off":
-	default:
+// Validate checks c's configured values; it changes nothing. Its errors
+// name the fields as compare.<field>.
+func (c *Config) Validate() error {
+	if c.Body != "" && !validCompareBody(c.Body) {
 		return fmt.Errorf("compare.body must be auto, json, bytes or off, got %q", c.Body)
 	}
 	if c.MaxBodySize < 0 {
@@ -121,49 +138,47 @@ func (c *Compare) validate() error {
 		return fmt.Errorf("compare.samples must not be negative, got %d", *c.Samples)
 	}
 	for i, p := range c.Ignore {
-		if p != "" && !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("compare.ignore[%d]: %q is not a JSON pointer: it must start with /", i, p)
+		if err := checkPointer(p); err != nil {
+			return fmt.Errorf("compare.ignore[%d]: %q %v", i, p, err)
 		}
 	}
 	for i, name := range c.Headers {
-		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
-			return fmt.Errorf("compare.headers[%d]: %q is not a header field name", i, name)
+		if err := checkHeaderName(name); err != nil {
+			return fmt.Errorf("compare.headers[%d]: %q %v", i, name, err)
 		}
 	}
 	return nil
 }
 
-// linkTargets resolves every target's compare.noise_from to the target it
-// names, and sizes how much of each target's responses must be kept.
-func linkTargets(targets []*Target) error {
-	byName := make(map[string]*Target, len(targets))
-	for i, t := range targets {
-		if other, dup := byName[t.label]; dup && other != t {
-			return fmt.Errorf("targets[%d]: name %q is already used by another target; give each target a unique name", i, t.label)
-		}
-		byName[t.label] = t
+// validCompareBody reports whether v is a value of compare.body.
+func validCompareBody(v string) bool {
+	switch v {
+	case "auto", "json", "bytes", "off":
+		return true
 	}
-	for i, t := range targets {
-		if t.Compare == nil {
-			continue
-		}
-		keep := t.Compare.MaxBodySize
-		if t.Compare.Body == "off" {
-			keep = 0
-		}
-		t.captures, t.keepBody = true, max(t.keepBody, keep)
-		if t.Compare.NoiseFrom == "" {
-			continue
-		}
-		noise, ok := byName[t.Compare.NoiseFrom]
-		switch {
-		case !ok:
-			return fmt.Errorf("targets[%d]: compare.noise_from: no target is named %q", i, t.Compare.NoiseFrom)
-		case noise == t:
-			return fmt.Errorf("targets[%d]: compare.noise_from: a target cannot be its own noise source", i)
-		}
-		t.Compare.noise = noise
-		noise.captures, noise.keepBody = true, max(noise.keepBody, keep)
+	return false
+}
+
+// checkPointer checks a JSON pointer of compare.ignore.
+func checkPointer(p string) error {
+	if p != "" && !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("is not a JSON pointer: it must start with /")
 	}
 	return nil
+}
+
+// checkHeaderName checks a header field name of compare.headers.
+func checkHeaderName(name string) error {
+	if !httpguts.ValidHeaderFieldName(name) {
+		return fmt.Errorf("is not a header field name")
+	}
+	return nil
+}
+
+// KeepBody is how many bytes of each response body the comparison needs.
+func (c *Config) KeepBody() int64 {
+	if c.Body == "off" {
+		return 0
+	}
+	return c.MaxBodySize
 }

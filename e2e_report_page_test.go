@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 const (
@@ -89,7 +91,7 @@ func TestReportHandlerBehindBasicAuth(t *testing.T) {
 	}
 
 	status, raw := getSite(t, http.MethodGet, reportSiteURL+"report", true)
-	var fromSite report
+	var fromSite compare.Report
 	if err := json.Unmarshal([]byte(raw), &fromSite); status != http.StatusOK || err != nil {
 		t.Fatalf("GET %sreport: %d %v %s", reportSiteURL, status, err, raw)
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // The fleet tests run the shipped example/prometheus/ config and rules and
@@ -262,7 +264,7 @@ func poll(t *testing.T, what string, done func() bool) {
 }
 
 // fleetReport fetches an instance's GET /mirror/report.
-func (c *caddyProcess) report(t *testing.T) report {
+func (c *caddyProcess) report(t *testing.T) compare.Report {
 	t.Helper()
 	resp, err := c.admin.Get("http://caddy-admin/mirror/report")
 	if err != nil {
@@ -272,7 +274,7 @@ func (c *caddyProcess) report(t *testing.T) report {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /mirror/report of %s: %d", c.site, resp.StatusCode)
 	}
-	var r report
+	var r compare.Report
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		t.Fatal(err)
 	}
@@ -281,9 +283,9 @@ func (c *caddyProcess) report(t *testing.T) report {
 
 // waitFleetReports waits until every instance's candidate has compared n
 // exchanges, and returns the candidate's reports.
-func waitFleetReports(t *testing.T, fleet []*caddyProcess, n int) []targetReport {
+func waitFleetReports(t *testing.T, fleet []*caddyProcess, n int) []compare.TargetReport {
 	t.Helper()
-	out := make([]targetReport, len(fleet))
+	out := make([]compare.TargetReport, len(fleet))
 	for i, c := range fleet {
 		poll(t, fmt.Sprintf("%s to compare %d exchanges", c.site, n), func() bool {
 			r := c.report(t)
@@ -299,7 +301,7 @@ func waitFleetReports(t *testing.T, fleet []*caddyProcess, n int) []targetReport
 
 // sumReports adds up the reports' counts, keyed as countKey keys the
 // samples of the Prometheus series.
-func sumReports(reports []targetReport) map[string]float64 {
+func sumReports(reports []compare.TargetReport) map[string]float64 {
 	sum := map[string]float64{}
 	for _, r := range reports {
 		sum[countKey(map[string]string{"__name__": "caddy_http_mirror_compared_total", "noise": "true"})] += float64(r.WithNoise)
@@ -308,9 +310,9 @@ func sumReports(reports []targetReport) map[string]float64 {
 			sum[countKey(map[string]string{"__name__": "caddy_http_mirror_compare_total", "result": result})] += float64(n)
 		}
 		for _, f := range r.Fields {
-			sum[countKey(map[string]string{"__name__": "caddy_http_mirror_field_differences_total", "field": f.Field, "source": sourceShadow})] += float64(f.Differences)
+			sum[countKey(map[string]string{"__name__": "caddy_http_mirror_field_differences_total", "field": f.Field, "source": "shadow"})] += float64(f.Differences)
 			if noise := math.Round(f.NoisePercent * float64(r.WithNoise) / 100); noise > 0 {
-				sum[countKey(map[string]string{"__name__": "caddy_http_mirror_field_differences_total", "field": f.Field, "source": sourceNoise})] += noise
+				sum[countKey(map[string]string{"__name__": "caddy_http_mirror_field_differences_total", "field": f.Field, "source": "noise"})] += noise
 			}
 		}
 		for _, p := range r.StatusPairs {
@@ -333,13 +335,13 @@ func countKey(labels map[string]string) string {
 
 // verdictFields returns the fields that any report judges a regression,
 // and those it judges noise, sorted.
-func verdictFields(reports []targetReport) (regressions, noise []string) {
+func verdictFields(reports []compare.TargetReport) (regressions, noise []string) {
 	for _, r := range reports {
 		for _, f := range r.Fields {
 			switch {
-			case f.Verdict == verdictRegression && !slices.Contains(regressions, f.Field):
+			case f.Verdict == compare.VerdictRegression && !slices.Contains(regressions, f.Field):
 				regressions = append(regressions, f.Field)
-			case f.Verdict == verdictNoise && !slices.Contains(noise, f.Field):
+			case f.Verdict == compare.VerdictNoise && !slices.Contains(noise, f.Field):
 				noise = append(noise, f.Field)
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/caddy-mirror/mirror/compare"
 )
 
 // TestMismatchLogLine checks the structured line that a mismatch writes,
@@ -40,13 +42,19 @@ func TestMismatchLogLine(t *testing.T) {
 		}
 	}
 	var entry struct {
-		Logger        string         `json:"logger"`
-		Target        string         `json:"target"`
-		Method        string         `json:"method"`
-		URI           string         `json:"uri"`
-		PrimaryStatus int            `json:"primary_status"`
-		ShadowStatus  int            `json:"shadow_status"`
-		Differences   []fieldVerdict `json:"differences"`
+		Logger        string `json:"logger"`
+		Target        string `json:"target"`
+		Method        string `json:"method"`
+		URI           string `json:"uri"`
+		PrimaryStatus int    `json:"primary_status"`
+		ShadowStatus  int    `json:"shadow_status"`
+		Differences   []struct {
+			Field   string `json:"field"`
+			Pointer string `json:"pointer"`
+			Primary string `json:"primary"`
+			Shadow  string `json:"shadow"`
+			Verdict string `json:"verdict"`
+		} `json:"differences"`
 	}
 	if err := json.Unmarshal([]byte(line), &entry); err != nil {
 		t.Fatalf("no mismatch line in the log (%v): %q", err, line)
@@ -55,7 +63,7 @@ func TestMismatchLogLine(t *testing.T) {
 		entry.URI != "/fail" || entry.PrimaryStatus != 200 || entry.ShadowStatus != 500 {
 		t.Errorf("mismatch line %+v, want the candidate's GET /fail, 200 → 500, without the query", entry)
 	}
-	if len(entry.Differences) != 1 || entry.Differences[0].Field != "status" || entry.Differences[0].Verdict != verdictRegression {
+	if len(entry.Differences) != 1 || entry.Differences[0].Field != "status" || entry.Differences[0].Verdict != compare.VerdictRegression {
 		t.Errorf("differences %+v, want the status, a regression", entry.Differences)
 	}
 	for _, secret := range []string{"query-secret", "auth-secret"} {

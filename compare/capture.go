@@ -1,10 +1,9 @@
-package mirror
+package compare
 
 import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,18 +12,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// capturedResponse is one response of a compared exchange, as it arrived:
+// Response is one response of a compared exchange, as it arrived:
 // the primary's, captured as the route wrote it, or a shadow's, read by
 // its copy. Its owner sets the fields and then closes done; readers wait
 // on done first.
-type capturedResponse struct {
+type Response struct {
 	done      chan struct{}
 	got       bool // a complete set of headers arrived
 	status    int
@@ -42,12 +37,14 @@ type capturedResponse struct {
 	finished   bool // done is closed; touched only by the owner
 }
 
-func newCapturedResponse(keep int64) *capturedResponse {
-	return &capturedResponse{done: make(chan struct{}), keep: keep}
+func newResponse(keep int64) *Response {
+	return &Response{done: make(chan struct{}), keep: keep}
 }
 
-// finish closes done once; only the response's owner calls it.
-func (c *capturedResponse) finish() {
+// Finish closes done once, when the owner has set everything it will:
+// the comparisons waiting for the response may then read it. Only the
+// response's owner calls it.
+func (c *Response) Finish() {
 	if !c.finished {
 		c.finished = true
 		close(c.done)
@@ -55,7 +52,7 @@ func (c *capturedResponse) finish() {
 }
 
 // write keeps the part of p that fits in the kept body.
-func (c *capturedResponse) write(p []byte) {
+func (c *Response) write(p []byte) {
 	if c.keep == 0 || c.truncated || len(p) == 0 {
 		return
 	}
@@ -72,9 +69,9 @@ func (c *capturedResponse) write(p []byte) {
 	c.body.Write(p)
 }
 
-// readFrom keeps a shadow's response: its status, headers and the first
+// ReadFrom keeps a shadow's response: its status, headers and the first
 // keep bytes of its body.
-func (c *capturedResponse) readFrom(resp *http.Response) {
+func (c *Response) ReadFrom(resp *http.Response) {
 	c.got = true
 	c.status = resp.StatusCode
 	c.header = resp.Header
@@ -92,8 +89,14 @@ func (c *capturedResponse) readFrom(resp *http.Response) {
 	}
 }
 
+// Received records how long the shadow's exchange took and its trailers,
+// once its body has been read to its end.
+func (c *Response) Received(duration time.Duration, trailer http.Header) {
+	c.duration, c.trailer = duration, trailer
+}
+
 // releaseBody returns the kept body to the pool.
-func (c *capturedResponse) releaseBody() {
+func (c *Response) releaseBody() {
 	if c.body != nil {
 		bufPool.Put(c.body)
 		c.body = nil
@@ -101,17 +104,17 @@ func (c *capturedResponse) releaseBody() {
 }
 
 // captureWriter copies the primary's status, headers and the first bytes
-// of its body into a capturedResponse as the route writes them. It is a
+// of its body into a Response as the route writes them. It is a
 // plain memory copy: every write, flush and hijack goes through unchanged.
 type captureWriter struct {
 	*caddyhttp.ResponseWriterWrapper
-	resp        *capturedResponse
+	resp        *Response
 	wroteHeader bool
 	announced   []string // the trailer fields that the Trailer header announced
 }
 
 // newCaptureWriter wraps w to capture what the route writes into resp.
-func newCaptureWriter(w http.ResponseWriter, resp *capturedResponse) *captureWriter {
+func newCaptureWriter(w http.ResponseWriter, resp *Response) *captureWriter {
 	return &captureWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, resp: resp}
 }
 
@@ -232,111 +235,7 @@ const statusClientClosedRequest = 499
 // back into ReadFrom.
 type writerOnly struct{ io.Writer }
 
-// decodedResponse is a captured response whose body has been decoded from
-// its Content-Encoding.
-type decodedResponse struct {
-	status    int
-	header    http.Header
-	trailer   http.Header
-	body      []byte
-	truncated bool
-	bodyErr   error
-	pooled    *bytes.Buffer // the decoded body's buffer, when one was used
-	// the Content-Encoding that could not be decoded; body is then the
-	// encoded bytes, comparable only with the same encoding's
-	undecoded string
-
-	parsed  bool // json and jsonErr are set
-	json    any
-	jsonErr error
+// bufPool holds the buffers that bodies are kept and decoded into.
+var bufPool = sync.Pool{
+	New: func() any { return new(bytes.Buffer) },
 }
-
-// decode returns c with its body decoded, keeping at most limit decoded
-// bytes. Release must be called when the result is no longer needed.
-func decode(c *capturedResponse, limit int64) decodedResponse {
-	d := decodedResponse{status: c.status, header: c.header, trailer: c.trailer, truncated: c.truncated, bodyErr: c.bodyErr}
-	var raw []byte
-	if c.body != nil {
-		raw = c.body.Bytes()
-	}
-	if int64(len(raw)) > limit {
-		d.truncated = true
-	}
-	if d.truncated || d.bodyErr != nil {
-		return d
-	}
-	encoding := strings.ToLower(strings.TrimSpace(c.header.Get("Content-Encoding")))
-	if encoding == "" || encoding == "identity" || len(raw) == 0 {
-		d.body = raw
-		return d
-	}
-	d.pooled = bufPool.Get().(*bytes.Buffer)
-	d.pooled.Reset()
-	if err := decompress(d.pooled, encoding, raw, limit); err != nil {
-		switch {
-		case errors.Is(err, errTooLarge):
-			d.truncated = true
-		case errors.Is(err, errUnsupportedEncoding):
-			d.release()
-			d.body, d.undecoded = raw, encoding
-		default:
-			d.bodyErr = err
-		}
-		return d
-	}
-	d.body = d.pooled.Bytes()
-	return d
-}
-
-// release returns the decoded body's buffer to the pool.
-func (d *decodedResponse) release() {
-	if d.pooled != nil {
-		bufPool.Put(d.pooled)
-		d.pooled = nil
-		d.body = nil
-	}
-}
-
-var (
-	errTooLarge            = errors.New("decoded body is over max_body_size")
-	errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
-)
-
-// decompress writes raw, decoded from encoding, to dst, failing with
-// errTooLarge past limit bytes. It uses the decoders that Caddy's encode
-// module uses for gzip and zstd, and andybalholm/brotli for br.
-func decompress(dst *bytes.Buffer, encoding string, raw []byte, limit int64) error {
-	var r io.Reader
-	switch encoding {
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return fmt.Errorf("gzip: %v", err)
-		}
-		r = zr
-	case "br":
-		r = brotli.NewReader(bytes.NewReader(raw))
-	case "zstd":
-		zr := zstdPool.Get().(*zstd.Decoder)
-		defer zstdPool.Put(zr)
-		if err := zr.Reset(bytes.NewReader(raw)); err != nil {
-			return fmt.Errorf("zstd: %v", err)
-		}
-		r = zr
-	default:
-		return fmt.Errorf("%w %q", errUnsupportedEncoding, encoding)
-	}
-	n, err := io.Copy(dst, io.LimitReader(r, limit+1))
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s: %v", encoding, err)
-	case n > limit:
-		return errTooLarge
-	}
-	return nil
-}
-
-var zstdPool = sync.Pool{New: func() any {
-	zr, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
-	return zr
-}}

@@ -1,4 +1,4 @@
-package mirror
+package compare
 
 import (
 	"net/http"
@@ -16,9 +16,9 @@ func jsonResponse(body string) *decodedResponse {
 	}
 }
 
-// provisionedCompare returns c with its defaults set, as Provision sets them.
-func provisionedCompare(c Compare) *Compare {
-	c.provision()
+// provisionedConfig returns c with its defaults set, as Provision sets them.
+func provisionedConfig(c Config) *Config {
+	c.Provision()
 	return &c
 }
 
@@ -72,7 +72,7 @@ func TestDiffJSON(t *testing.T) {
 			want: []diff{{"body", "", "1", `"1"`}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := provisionedCompare(Compare{Ignore: tc.ignore})
+			c := provisionedConfig(Config{Ignore: tc.ignore})
 			diffs, truncated := diffResponses(c, jsonResponse(tc.primary), jsonResponse(tc.shdow))
 			if truncated {
 				t.Fatal("truncated, want not")
@@ -96,7 +96,7 @@ func TestDiffStatusHeadersAndBytes(t *testing.T) {
 		}
 		return &decodedResponse{status: status, header: h, body: []byte(body)}
 	}
-	c := provisionedCompare(Compare{Headers: []string{"cache-control", "set-cookie"}})
+	c := provisionedConfig(Config{Headers: []string{"cache-control", "set-cookie"}})
 
 	diffs, _ := diffResponses(c, text(200, "a"), text(500, "b", "Cache-Control", "x"))
 	if len(diffs) != 1 || diffs[0] != (difference{Field: "status", Primary: "200", Shadow: "500"}) {
@@ -119,7 +119,7 @@ func TestDiffStatusHeadersAndBytes(t *testing.T) {
 		t.Errorf("byte bodies: got %+v, want one body difference", diffs)
 	}
 
-	off := provisionedCompare(Compare{Body: "off", Status: new(bool)})
+	off := provisionedConfig(Config{Body: "off", Status: new(bool)})
 	if diffs, _ := diffResponses(off, text(200, "a"), text(503, "b")); len(diffs) != 0 {
 		t.Errorf("status false, body off: got %+v, want no differences", diffs)
 	}

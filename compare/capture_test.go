@@ -1,4 +1,4 @@
-package mirror
+package compare
 
 import (
 	"bytes"
@@ -66,13 +66,13 @@ func FuzzCapture(f *testing.F) {
 	f.Add([]byte{255, 16, 7}, bytes.Repeat([]byte{0, 1, 2, 255}, 300), uint16(4096), "0", "UNAVAILABLE")
 	f.Fuzz(func(t *testing.T, ops, body []byte, keep uint16, announced, unannounced string) {
 		announced, unannounced = headerValue(announced), headerValue(unannounced)
-		captured := make(chan *capturedResponse, 1)
+		captured := make(chan *Response, 1)
 		wrote := make(chan []byte, 1)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			resp := newCapturedResponse(int64(keep))
-			ex := &exchange{primary: resp}
+			resp := newResponse(int64(keep))
+			ex := &Exchange{primary: resp}
 			ex.refs.Store(1)
-			cw := ex.captureWriter(w)
+			cw := ex.CaptureWriter(w)
 			wrote <- writeScript(cw, ops, body, announced, unannounced)
 			ex.capture.settle(false)
 			captured <- resp
@@ -154,7 +154,7 @@ func TestCaptureSwitchingProtocolsIsStreaming(t *testing.T) {
 		{"JSON", http.StatusOK, "application/json", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := newCapturedResponse(16)
+			resp := newResponse(16)
 			w := newCaptureWriter(httptest.NewRecorder(), resp)
 			w.Header().Set("Content-Type", tc.mediaType)
 			w.WriteHeader(tc.status)

@@ -1,10 +1,12 @@
-package mirror
+package compare
 
 import (
 	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-mirror/mirror/internal/prom"
 )
 
 // The comparison's field-level results as Prometheus series, so that the
@@ -42,10 +44,12 @@ const (
 // compareMetrics are the field-level comparison collectors, shared by
 // every mirror handler of a config like the others.
 type compareMetrics struct {
-	exchanges   *prometheus.CounterVec
-	differences *prometheus.CounterVec
-	statusPairs *prometheus.CounterVec
-	threshold   *prometheus.GaugeVec
+	compares     *prometheus.CounterVec
+	latencyRatio *prometheus.HistogramVec
+	exchanges    *prometheus.CounterVec
+	differences  *prometheus.CounterVec
+	statusPairs  *prometheus.CounterVec
+	threshold    *prometheus.GaugeVec
 }
 
 // newCompareMetrics registers the field-level collectors in reg, or reuses
@@ -53,6 +57,19 @@ type compareMetrics struct {
 func newCompareMetrics(reg prometheus.Registerer) (*compareMetrics, error) {
 	const ns, sub = "caddy", "http_mirror"
 	m := &compareMetrics{
+		compares: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "compare_total",
+			Help:      "Exchanges whose shadow response was compared with the primary's, by target and result.",
+		}, []string{"target", "result"}),
+		latencyRatio: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "latency_ratio",
+			Help:      "The shadow's duration over the primary's, for each compared exchange, by target.",
+			Buckets:   []float64{0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10},
+		}, []string{"target"}),
 		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns,
 			Subsystem: sub,
@@ -78,27 +95,33 @@ func newCompareMetrics(reg prometheus.Registerer) (*compareMetrics, error) {
 			Help:      "Percentage points by which a field's difference rate must exceed its noise rate to be a regression, by target; 0 when the target has no noise_from.",
 		}, []string{"target"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
 	var err error
-	if m.exchanges, err = register(reg, m.exchanges); err != nil {
+	if m.compares, err = prom.Register(reg, m.compares); err != nil {
 		return nil, err
 	}
-	if m.differences, err = register(reg, m.differences); err != nil {
+	if m.latencyRatio, err = prom.Register(reg, m.latencyRatio); err != nil {
 		return nil, err
 	}
-	if m.statusPairs, err = register(reg, m.statusPairs); err != nil {
+	if m.exchanges, err = prom.Register(reg, m.exchanges); err != nil {
 		return nil, err
 	}
-	if m.threshold, err = register(reg, m.threshold); err != nil {
+	if m.differences, err = prom.Register(reg, m.differences); err != nil {
+		return nil, err
+	}
+	if m.statusPairs, err = prom.Register(reg, m.statusPairs); err != nil {
+		return nil, err
+	}
+	if m.threshold, err = prom.Register(reg, m.threshold); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// targetCompareMetrics are one comparing target's field-level series.
+// targetCompareMetrics are one comparing target's series, with their
+// label values bound up front.
 type targetCompareMetrics struct {
+	results                 [numCompareResults]prometheus.Counter
+	latencyRatio            prometheus.Observer
 	withoutNoise, withNoise prometheus.Counter
 	differences             *prometheus.CounterVec // curried with the target
 	statusPairs             *prometheus.CounterVec // curried with the target
@@ -107,14 +130,20 @@ type targetCompareMetrics struct {
 
 // forTarget binds the series of the target named label, whose label
 // values in use are kept in labels, and publishes its threshold.
-func (m *compareMetrics) forTarget(label string, c *Compare, labels *metricLabels) *targetCompareMetrics {
+func (m *compareMetrics) forTarget(label string, c *Config, labels *metricLabels) *targetCompareMetrics {
 	threshold := 0.0 // without noise_from, every difference is a regression
 	if c.NoiseFrom != "" {
 		threshold = c.threshold
 	}
 	m.threshold.WithLabelValues(label).Set(threshold)
 	bound := prometheus.Labels{"target": label}
+	var results [numCompareResults]prometheus.Counter
+	for r := range numCompareResults {
+		results[r] = m.compares.WithLabelValues(label, r.String())
+	}
 	return &targetCompareMetrics{
+		results:      results,
+		latencyRatio: m.latencyRatio.WithLabelValues(label),
 		withoutNoise: m.exchanges.WithLabelValues(label, "false"),
 		withNoise:    m.exchanges.WithLabelValues(label, "true"),
 		differences:  m.differences.MustCurryWith(bound),
@@ -184,12 +213,4 @@ func (l *metricLabels) statusPair(primary, shadow int) (string, string) {
 		l.pairs[pair] = struct{}{}
 	}
 	return strconv.Itoa(primary), strconv.Itoa(shadow)
-}
-
-// record records a compared exchange in t's report and its metrics, and
-// returns its result and the verdict on each of its differences.
-func (t *Target) record(o observation) (compareResult, []fieldVerdict) {
-	result, verdicts := t.report.record(o)
-	t.compareMetrics.observe(o)
-	return result, verdicts
 }
