@@ -4,24 +4,30 @@ import (
 	"net/http"
 )
 
+// admission is a copy that its target admitted: the replica it goes to,
+// and whether it is the probe of an ejected replica.
+type admission struct {
+	replica *replica
+	probe   bool
+}
+
 // admit applies the checks that may stop a selected request from being
 // copied to t, in order of cost, and takes the copy's slots (see
-// admitSending) when they pass. It reports whether the copy is an
-// unhealthy target's probe.
-func (h *Handler) admit(t *Target, r *http.Request) (probe bool, reason outcome, ok bool) {
+// admitSending) when they pass.
+func (h *Handler) admit(t *Target, r *http.Request) (a admission, reason outcome, ok bool) {
 	if reason, skip := unsupported(r); skip {
-		return false, reason, false
+		return a, reason, false
 	}
 	if t.pathPrefix != "" && !safeUnderPrefix(r.URL.EscapedPath()) {
-		return false, skippedUnsafePath, false
+		return a, skippedUnsafePath, false
 	}
 	if r.ContentLength > h.MaxBodySize && t.copiesBody() && (!h.streams() || h.MaxStreamSize > 0 && r.ContentLength > h.MaxStreamSize) {
-		return false, skippedBodyTooLarge, false
+		return a, skippedBodyTooLarge, false
 	}
 	if !t.sampler.allow() {
-		return false, droppedRate, false
+		return a, droppedRate, false
 	}
-	return h.admitSending(t)
+	return h.admitSending(t, r)
 }
 
 // admitSending applies the checks that a copy to t must pass whatever
@@ -31,29 +37,43 @@ func (h *Handler) admit(t *Target, r *http.Request) (probe bool, reason outcome,
 // releaseInFlight. The slot under t's adaptive limit is taken later, in
 // the copy's own goroutine, once its body is ready (see send): a copy
 // whose client is still sending its body holds no slot of the shadow's.
-func (h *Handler) admitSending(t *Target) (probe bool, reason outcome, ok bool) {
-	ok, probe = t.health.allow()
+//
+// It chooses the copy's replica (see pool.pick): the target is
+// unavailable only when every replica is ejected.
+func (h *Handler) admitSending(t *Target, r *http.Request) (a admission, reason outcome, ok bool) {
+	a.replica, a.probe, ok = t.pool.pick(r)
 	if !ok {
-		return false, droppedUnhealthy, false
+		return a, droppedUnhealthy, false
 	}
 	reason = droppedInFlight
 	if h.inFlight.Add(1) <= int64(h.MaxInFlight) {
-		if t.limit.reserve() {
+		if t.reserve() {
 			t.inFlight.Inc()
-			return probe, 0, true
+			return a, 0, true
 		}
 		reason = droppedConcurrency
 	}
 	h.inFlight.Add(-1)
-	if probe {
-		t.health.cancelProbe()
+	if a.probe {
+		a.replica.state.health.cancelProbe()
 	}
-	return false, reason, false
+	return admission{}, reason, false
+}
+
+// reserve counts a copy admitted for t, and reports false when t already
+// has its ceiling's worth, waiting or in flight. It takes no lock and
+// allocates nothing.
+func (t *Target) reserve() bool {
+	if t.reserved.Add(1) > t.ceiling {
+		t.reserved.Add(-1)
+		return false
+	}
+	return true
 }
 
 // releaseInFlight gives back what admitSending took for a copy to t.
 func (h *Handler) releaseInFlight(t *Target) {
-	t.limit.unreserve()
+	t.reserved.Add(-1)
 	t.inFlight.Dec()
 	h.inFlight.Add(-1)
 }
@@ -66,7 +86,7 @@ func (h *Handler) abandon(copies []pendingCopy, reason outcome) {
 		// that a counted copy is never in flight
 		h.releaseInFlight(c.target)
 		if c.probe {
-			c.target.health.cancelProbe()
+			c.replica.state.health.cancelProbe()
 		}
 		c.target.count(reason)
 		if c.ex != nil {

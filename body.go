@@ -199,6 +199,13 @@ func (s *sharedBody) reader() (io.ReadCloser, int64) {
 	return &copyBody{Reader: bytes.NewReader(s.buf.Bytes()), shared: s}, int64(s.buf.Len())
 }
 
+// retain adds a reference to the body, for a copy that may send it twice.
+func (s *sharedBody) retain() {
+	if s != nil {
+		s.refs.Add(1)
+	}
+}
+
 // release drops one copy's reference to the body.
 func (s *sharedBody) release() {
 	if s == nil {

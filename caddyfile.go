@@ -3,6 +3,7 @@ package mirror
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -27,9 +28,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
-//	mirror [<matcher>] [<upstream>] {
+//	mirror [<matcher>] [<upstreams...>] {
 //	    # a target; repeat for several; the options inside apply to it
-//	    to <upstream> {
+//	    to <upstreams...> {
+//	        lb_policy   <name> [<options...>]
+//	        dynamic     <source> [...]
 //	        name        <name>
 //	        percent     <0-100>
 //	        match       { <matchers...> }
@@ -38,6 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        header_up   [+|-]<field> [<value|regexp> [<replacement>]]
 //	        timeout     <duration>
 //	        max_fails   <n>
+//	        request_body on|off
 //	        fail_duration <duration>
 //	        # the target's adaptive limit on copies in flight
 //	        concurrency {
@@ -83,30 +87,23 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 	directive := d.Token()
 
 	var inline *Target
-	if d.NextArg() {
-		if err := checkCaddyfileUpstream(d.Val()); err != nil {
-			return d.Err(err.Error())
+	if ups := d.RemainingArgs(); len(ups) > 0 {
+		if err := checkCaddyfileUpstreams(ups); err != nil {
+			return errAt(directive, err)
 		}
-		inline = &Target{Upstream: d.Val()}
+		inline = newCaddyfileTarget(ups)
 		h.Targets = append(h.Targets, inline)
-	}
-	if d.NextArg() {
-		return d.Errf("wrong argument count or unexpected line ending after '%s': a target takes one upstream; for several shadows, write a 'to <upstream>' block for each", d.Val())
 	}
 
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "to":
-			if !d.NextArg() {
-				return d.ArgErr()
+			tok := d.Token()
+			ups := d.RemainingArgs()
+			if err := checkCaddyfileUpstreams(ups); err != nil {
+				return errAt(tok, err)
 			}
-			if err := checkCaddyfileUpstream(d.Val()); err != nil {
-				return d.Err(err.Error())
-			}
-			t := &Target{Upstream: d.Val()}
-			if d.NextArg() {
-				return d.Errf("wrong argument count or unexpected line ending after '%s': a target takes one upstream; for several shadows, write a 'to <upstream>' block for each", d.Val())
-			}
+			t := newCaddyfileTarget(ups)
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
 				if err := p.unmarshalTargetOption(t); err != nil {
 					return err
@@ -116,7 +113,7 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 
 		case "max_body_size", "stream_window", "max_stream_size", "stream_slack":
 			name := d.Val()
-			v, err := oneArg(d)
+			v, err := parse.OneArg(d)
 			if err != nil {
 				return err
 			}
@@ -142,7 +139,7 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 			}
 
 		case "marker":
-			v, err := oneArg(d)
+			v, err := parse.OneArg(d)
 			if err != nil {
 				return err
 			}
@@ -161,7 +158,7 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 			}
 
 		case "max_in_flight":
-			v, err := oneArg(d)
+			v, err := parse.OneArg(d)
 			if err != nil {
 				return err
 			}
@@ -184,7 +181,12 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 		}
 	}
 	if len(h.Targets) == 0 {
-		return errAt(directive, fmt.Errorf("mirror needs a shadow: mirror <upstream>, or a 'to <upstream>' block inside mirror { }"))
+		return errAt(directive, fmt.Errorf("mirror needs a shadow: mirror <upstreams...>, or a 'to <upstreams...>' block inside mirror { }"))
+	}
+	for _, t := range h.Targets {
+		if t.Upstream == "" && len(t.Upstreams) == 0 && t.DynamicUpstreamsRaw == nil {
+			return errAt(directive, fmt.Errorf("a 'to' block needs upstreams, or a dynamic subdirective"))
+		}
 	}
 	for _, t := range h.Targets {
 		if t.Compare != nil && t.Compare.NoiseFrom != "" && !hasTargetNamed(h.Targets, t.Compare.NoiseFrom) {
@@ -194,11 +196,21 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 	return nil
 }
 
+// newCaddyfileTarget is a target of the upstreams of a mirror or to line:
+// one is its upstream, several its pool; none is a target whose dynamic
+// subdirective must name its replicas.
+func newCaddyfileTarget(ups []string) *Target {
+	if len(ups) == 1 {
+		return &Target{Upstream: ups[0]}
+	}
+	return &Target{Upstreams: ups}
+}
+
 // hasTargetNamed reports whether a target is named name, or, having no
 // name, has it as its upstream.
 func hasTargetNamed(targets []*Target, name string) bool {
 	for _, t := range targets {
-		if t.Name == name || t.Name == "" && t.Upstream == name {
+		if t.Name == name || t.Name == "" && (t.Upstream == name || strings.Join(t.Upstreams, " ") == name) {
 			return true
 		}
 	}

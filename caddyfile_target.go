@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/caddy-mirror/mirror/compare"
 	"github.com/caddy-mirror/mirror/internal/parse"
@@ -51,6 +53,8 @@ func init() {
 		"concurrency":   parseConcurrency,
 		"transport":     parseTransport,
 		"compare":       parseCompare,
+		"lb_policy":     parseLBPolicy,
+		"dynamic":       parseDynamic,
 	}
 }
 
@@ -64,18 +68,6 @@ func (p *caddyfileParser) unmarshalTargetOption(t *Target) error {
 	return parse(p, t)
 }
 
-// oneArg reads the option's single argument.
-func oneArg(d *caddyfile.Dispenser) (string, error) {
-	if !d.NextArg() {
-		return "", d.ArgErr()
-	}
-	v := d.Val()
-	if d.NextArg() {
-		return "", d.ArgErr()
-	}
-	return v, nil
-}
-
 // errAt adds the file and line of tok to err, as a dispenser's errors
 // have them, for a fault found after the parser has moved past tok.
 func errAt(tok caddyfile.Token, err error) error {
@@ -83,12 +75,12 @@ func errAt(tok caddyfile.Token, err error) error {
 }
 
 func parseName(p *caddyfileParser, t *Target) (err error) {
-	t.Name, err = oneArg(p.d)
+	t.Name, err = parse.OneArg(p.d)
 	return err
 }
 
 func parsePercent(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -128,7 +120,7 @@ func parseMatch(p *caddyfileParser, t *Target) error {
 }
 
 func parseSampleBy(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -140,7 +132,7 @@ func parseSampleBy(p *caddyfileParser, t *Target) error {
 }
 
 func parseMaxRate(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -182,7 +174,7 @@ func parseHeaderUp(p *caddyfileParser, t *Target) error {
 
 func parseTargetDuration(p *caddyfileParser, t *Target) error {
 	name := p.d.Val()
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -199,7 +191,7 @@ func parseTargetDuration(p *caddyfileParser, t *Target) error {
 }
 
 func parseMaxFails(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
@@ -212,17 +204,16 @@ func parseMaxFails(p *caddyfileParser, t *Target) error {
 }
 
 func parseRequestBody(p *caddyfileParser, t *Target) error {
-	v, err := oneArg(p.d)
+	v, err := parse.OneArg(p.d)
 	if err != nil {
 		return err
 	}
-	switch v {
-	case "on":
-	case "off":
-		off := false
-		t.RequestBody = &off
-	default:
+	on, ok := map[string]bool{"on": true, "off": false}[v]
+	if !ok {
 		return p.d.Errf("invalid request_body '%s': must be on or off", v)
+	}
+	if !on {
+		t.RequestBody = &on
 	}
 	return nil
 }
@@ -271,6 +262,40 @@ func parseTransport(p *caddyfileParser, t *Target) error {
 	return nil // the module's block has been consumed
 }
 
+// parseLBPolicy takes reverse_proxy's lb_policy, with the same syntax.
+func parseLBPolicy(p *caddyfileParser, t *Target) error {
+	return parseProxyModule[reverseproxy.Selector](p.d, &t.SelectionPolicyRaw, "lb_policy", "selection_policies", "policy", "a selection policy")
+}
+
+// parseDynamic takes reverse_proxy's dynamic, with the same syntax.
+func parseDynamic(p *caddyfileParser, t *Target) error {
+	return parseProxyModule[reverseproxy.UpstreamSource](p.d, &t.DynamicUpstreamsRaw, "dynamic upstreams", "upstreams", "source", "a dynamic upstream source")
+}
+
+// parseProxyModule reads a reverse_proxy module of the namespace
+// http.reverse_proxy.<namespace>, which must be a Kind, into raw with its
+// name under inlineKey, as reverse_proxy's own Caddyfile does; what names
+// it in errors.
+func parseProxyModule[Kind any](d *caddyfile.Dispenser, raw *json.RawMessage, what, namespace, inlineKey, kind string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	if *raw != nil {
+		return d.Errf("%s already specified", what)
+	}
+	name := d.Val()
+	modID := "http.reverse_proxy." + namespace + "." + name
+	unm, err := caddyfile.UnmarshalModule(d, modID)
+	if err != nil {
+		return err
+	}
+	if _, ok := unm.(Kind); !ok {
+		return d.Errf("module %s (%T) is not %s", modID, unm, kind)
+	}
+	*raw = caddyconfig.JSONModuleObject(unm, inlineKey, name, nil)
+	return nil
+}
+
 func parseCompare(p *caddyfileParser, t *Target) error {
 	d := p.d
 	if t.Compare != nil {
@@ -287,7 +312,7 @@ func unmarshalConcurrencyOption(d *caddyfile.Dispenser, c *Concurrency) error {
 	case "fixed":
 		c.Fixed = true
 	case "max_wait":
-		v, err := oneArg(d)
+		v, err := parse.OneArg(d)
 		if err != nil {
 			return err
 		}
@@ -301,7 +326,7 @@ func unmarshalConcurrencyOption(d *caddyfile.Dispenser, c *Concurrency) error {
 		}
 		return nil
 	case "floor", "ceiling":
-		v, err := oneArg(d)
+		v, err := parse.OneArg(d)
 		if err != nil {
 			return err
 		}

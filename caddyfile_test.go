@@ -181,11 +181,11 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		input   string
 		wantErr string
 	}{
-		{"two upstreams", `mirror http://a http://b`, "wrong argument count"},
 		{"unknown subdirective", "mirror http://a {\n\tcolour blue\n}", "unrecognized subdirective 'colour'"},
 		{"target option without a target", "mirror {\n\tpercent 10\n}", "'percent' applies to a target"},
-		{"to without upstream", "mirror {\n\tto\n}", "wrong argument count"},
-		{"to with two upstreams", "mirror {\n\tto http://a http://b\n}", "wrong argument count"},
+		{"to without upstream", "mirror {\n\tto\n}", "a 'to' block needs upstreams, or a dynamic subdirective"},
+		{"upstreams of two schemes", "mirror {\n\tto http://a https://b\n}", "every upstream of a target must have the same scheme and path prefix"},
+		{"upstreams of two prefixes", "mirror http://a/v1 http://b/v2", "every upstream of a target must have the same scheme and path prefix"},
 		{"unknown option in to", "mirror {\n\tto http://a {\n\t\tcolour blue\n\t}\n}", "unrecognized subdirective 'colour'"},
 		{"percent not a number", "mirror http://a {\n\tpercent lots\n}", "invalid percent 'lots'"},
 		{"percent over 100", "mirror http://a {\n\tpercent 150\n}", "invalid percent '150'"},
@@ -249,12 +249,13 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"concurrency outside a target", "mirror {\n\tconcurrency\n}", "'concurrency' applies to a target"},
 		{"compare flag with a value", "mirror http://a {\n\tcompare {\n\t\tsamples_include_query yes\n\t}\n}", "wrong argument count"},
 		// checked as the Caddyfile is adapted, with the line
-		{"a bare mirror", "mirror", "or a 'to <upstream>' block inside mirror { }, at Testfile:1"},
-		{"an empty mirror block", "mirror {\n}", "mirror needs a shadow: mirror <upstream>, or a 'to <upstream>' block inside mirror { }, at Testfile:1"},
+		{"a bare mirror", "mirror", "or a 'to <upstreams...>' block inside mirror { }, at Testfile:1"},
+		{"an empty mirror block", "mirror {\n}", "mirror needs a shadow: mirror <upstreams...>, or a 'to <upstreams...>' block inside mirror { }, at Testfile:1"},
 		{"an upstream that does not parse", "mirror {\n\tto http://[::1\n}", `upstream "http://[::1"`},
-		{"host:port without a scheme", "mirror 127.0.0.1:9001", "write it with its scheme, such as http://127.0.0.1:9001, at Testfile:1"},
-		{"localhost:port without a scheme", "mirror {\n\tto localhost:9001\n}", "write it with its scheme, such as http://localhost:9001, at Testfile:2"},
-		{"another scheme", "mirror ftp://a", "scheme must be http or https, at Testfile:1"},
+		{"an upstream with a path and no scheme", "mirror 127.0.0.1:9001/v2", "upstream"},
+		{"a port range that does not parse", "mirror {\n\tto http://a:9-x\n}", "at Testfile:2"},
+		{"ws://", "mirror {\n\tto ws://localhost:9001\n}", "scheme must be http, https or h2c, at Testfile:2"},
+		{"another scheme", "mirror ftp://a", "scheme must be http, https or h2c, at Testfile:1"},
 		{"an upstream with a query", "mirror http://a/?x=1", "a query is not allowed, at Testfile:1"},
 		{"floor over ceiling", "mirror http://a {\n\tconcurrency {\n\t\tfloor 50\n\t\tceiling 10\n\t}\n}", "concurrency.floor (50) must not exceed concurrency.ceiling (10), at Testfile:2"},
 		{"compare ignore not a pointer", "mirror http://a {\n\tcompare {\n\t\tignore items/x\n\t}\n}", "invalid ignore 'items/x': is not a JSON pointer: it must start with /, at Testfile:3"},
@@ -269,7 +270,10 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"header_up with reverse_proxy's placeholder", "mirror http://a {\n\theader_up X-Dur {http.reverse_proxy.upstream.duration}\n}", "is reverse_proxy's own and has no value for a copy; the copy's upstream is {http.reverse_proxy.upstream.hostport} (or .address, .host, .port), at Testfile:2"},
 		{"noise_from naming no target", "mirror {\n\tto http://a {\n\t\tcompare {\n\t\t\tnoise_from b\n\t\t}\n\t}\n}", `compare noise_from "b": no target of this mirror is named so, at Testfile:1`},
 		{"request_body bad", "mirror http://a {\n\trequest_body maybe\n}", "invalid request_body 'maybe': must be on or off, at Testfile:2"},
-		{"two upstreams, with a hint", "mirror {\n\tto http://a http://b\n}", "a target takes one upstream"},
+		{"lb_policy unknown", "mirror {\n\tto http://a http://b {\n\t\tlb_policy fastest\n\t}\n}", "fastest"},
+		{"lb_policy twice", "mirror {\n\tto http://a http://b {\n\t\tlb_policy first\n\t\tlb_policy first\n\t}\n}", "lb_policy already specified, at Testfile:4"},
+		{"dynamic unknown", "mirror {\n\tto {\n\t\tdynamic zookeeper\n\t}\n}", "zookeeper"},
+		{"dynamic twice", "mirror {\n\tto {\n\t\tdynamic a s 80\n\t\tdynamic a s 80\n\t}\n}", "dynamic upstreams already specified, at Testfile:4"},
 		{"max_wait bad", "mirror http://a {\n\tconcurrency {\n\t\tmax_wait soon\n\t}\n}", "invalid max_wait 'soon': must be a non-negative duration (0: never wait), at Testfile:3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

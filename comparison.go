@@ -93,12 +93,12 @@ func (h *Handler) prepareComparison(r *http.Request, copies []pendingCopy) ([]pe
 		// the noise target gets every request its candidate gets,
 		// whatever its own selection says; only its health and a slot
 		// are checked
-		probe, reason, ok := h.admitSending(noise)
+		a, reason, ok := h.admitSending(noise, r)
 		if !ok {
 			noise.count(reason)
 			continue
 		}
-		copies = append(copies, newPendingCopy(noise, r, probe))
+		copies = append(copies, newPendingCopy(noise, r, a))
 	}
 	if !comparing {
 		return copies, nil

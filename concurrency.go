@@ -66,40 +66,61 @@ func (c *Concurrency) validate(maxInFlight int) error {
 	return nil
 }
 
-// provisionConcurrency configures the limit of t's shadow, which
-// loadShadowState found. share is the ceiling's default: the target's
-// equal share of max_in_flight. The limit's changes go to the target's
-// gauge and its stalls to the log, once each way.
-func (t *Target) provisionConcurrency(share int, logger *zap.Logger) {
+// limitSettings are a target's concurrency settings with their defaults
+// applied: what each of its replicas' limits is configured with. share is
+// the ceiling's default: the target's equal share of max_in_flight.
+type limitSettings struct {
+	floor, ceiling int
+	fixed          bool
+	maxWait        time.Duration
+}
+
+func (t *Target) limitSettings(share int) limitSettings {
 	var c Concurrency
 	if t.Concurrency != nil {
 		c = *t.Concurrency
 	}
-	ceiling := c.Ceiling
-	if ceiling <= 0 {
-		ceiling = max(share, 1)
+	s := limitSettings{ceiling: c.Ceiling, floor: c.Floor, fixed: c.Fixed, maxWait: time.Duration(c.MaxWait)}
+	if s.ceiling <= 0 {
+		s.ceiling = max(share, 1)
 	}
-	floor := c.Floor
-	if floor <= 0 {
-		floor = defaultFloor
+	if s.floor <= 0 {
+		s.floor = defaultFloor
 	}
-	floor = min(floor, ceiling)
-	maxWait := time.Duration(c.MaxWait)
+	s.floor = min(s.floor, s.ceiling)
 	switch c.MaxWait {
 	case 0:
-		maxWait = defaultMaxWait
+		s.maxWait = defaultMaxWait
 	case -1:
-		maxWait = 0
+		s.maxWait = 0
 	}
-	label, gauge := t.label, t.limitGauge
-	t.limit.configure(floor, ceiling, c.Fixed, maxWait, func(limit int) {
-		gauge.Set(float64(limit))
+	return s
+}
+
+// configureLimit configures replica r's limit with s. Its changes go to
+// the target's gauge, the sum of its replicas' limits, and its stalls to
+// the log, once each way.
+func (t *Target) configureLimit(r *replica, s limitSettings, logger *zap.Logger) {
+	label := t.label
+	r.state.limit.configure(s.floor, s.ceiling, s.fixed, s.maxWait, func(limit int) {
+		r.limitShown.Store(int64(limit))
+		t.publishLimits()
 	}, func(stalled bool) {
 		if stalled {
 			logger.Warn("mirror target stopped answering: its concurrency limit falls to the floor and its silent copies are cancelled (cancelled_late)",
-				zap.String("target", label), zap.Int("floor", floor))
+				zap.String("target", label), zap.String("replica", r.dial), zap.Int("floor", s.floor))
 			return
 		}
-		logger.Info("mirror target answers again: its concurrency limit grows back", zap.String("target", label))
+		logger.Info("mirror target answers again: its concurrency limit grows back", zap.String("target", label), zap.String("replica", r.dial))
 	})
+}
+
+// publishLimits sets the target's limit gauge to the sum of its
+// replicas' limits.
+func (t *Target) publishLimits() {
+	sum := int64(0)
+	for _, r := range t.pool.now() {
+		sum += r.limitShown.Load()
+	}
+	t.limitGauge.Set(float64(sum))
 }

@@ -173,7 +173,7 @@ func TestConcurrencyLimitEndToEnd(t *testing.T) {
 		advance(updateInterval)
 		phase(1, 1, 1, 0)
 		holds(1, 2+i)
-		if got := ta.limit.current(); got != want {
+		if got := ta.onlyReplica(t).state.limit.current(); got != want {
 			t.Errorf("limit = %d, want %d", got, want)
 		}
 	}
@@ -239,7 +239,7 @@ func TestSharedMaxInFlight(t *testing.T) {
 	if _, peak := a.sockets(); peak > share {
 		t.Errorf("hanging target a held %d connections at once, want at most its share, %d", peak, share)
 	}
-	if got := h.Targets[0].limit.current(); got != share {
+	if got := h.Targets[0].onlyReplica(t).state.limit.current(); got != share {
 		t.Errorf("fixed limit = %d, want the share of max_in_flight, %d", got, share)
 	}
 }

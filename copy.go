@@ -15,7 +15,7 @@ import (
 )
 
 // newCopy prepares the request that will be sent to t: a verbatim copy of
-// r's method, path, raw query and headers, addressed to t's upstream, with
+// r's method, path, raw query and headers, addressed to t's replica rep, with
 // the forwarding and marker headers set and t's header edits applied. Every
 // placeholder is resolved here, on the request path. The copy shares no
 // mutable state with r but its trailers: r's announced trailer map, which
@@ -24,7 +24,7 @@ import (
 //
 // Like reverse_proxy's prepareRequest, it keeps TE: trailers, adds Via,
 // and Early-Data for a request that arrived in TLS early data.
-func (t *Target) newCopy(r *http.Request) *http.Request {
+func (t *Target) newCopy(r *http.Request, rep *replica) *http.Request {
 	hdr := r.Header.Clone()
 	if hdr == nil {
 		hdr = make(http.Header)
@@ -42,7 +42,7 @@ func (t *Target) newCopy(r *http.Request) *http.Request {
 
 	cp := &http.Request{
 		Method:     r.Method,
-		URL:        t.copyURL(r.URL),
+		URL:        t.copyURL(r.URL, rep),
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -53,7 +53,7 @@ func (t *Target) newCopy(r *http.Request) *http.Request {
 	}
 	if t.Headers != nil {
 		cp = cp.WithContext(r.Context()) // ApplyToRequest reads the replacer from it
-		t.applyHeaders(cp)
+		t.applyHeaders(cp, rep)
 	}
 	hdr[markerHeader] = []string{t.marker} // last, so no edit can remove it
 	return cp
@@ -62,9 +62,9 @@ func (t *Target) newCopy(r *http.Request) *http.Request {
 // applyHeaders applies t's header edits to cp, whose context is the
 // original request's. reverse_proxy's upstream placeholders
 // ({http.reverse_proxy.upstream.hostport} and the like, which the
-// Caddyfile writes {upstream_hostport}) name the copy's upstream while the
+// Caddyfile writes {upstream_hostport}) name the copy's replica while the
 // edits run; the request's own values, if it had any, are put back.
-func (t *Target) applyHeaders(cp *http.Request) {
+func (t *Target) applyHeaders(cp *http.Request, rep *replica) {
 	repl, ok := cp.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok || !t.editsUseUpstream {
 		t.Headers.ApplyToRequest(cp)
@@ -74,7 +74,7 @@ func (t *Target) applyHeaders(cp *http.Request) {
 	var had [numUpstreamPlaceholders]bool
 	for i, name := range upstreamPlaceholders {
 		saved[i], had[i] = repl.Get(name)
-		repl.Set(name, t.upstreamValues[i])
+		repl.Set(name, rep.values[i])
 	}
 	t.Headers.ApplyToRequest(cp)
 	for i, name := range upstreamPlaceholders {
@@ -86,14 +86,14 @@ func (t *Target) applyHeaders(cp *http.Request) {
 	}
 }
 
-// copyURL addresses src's path and raw query to t's upstream, after the
+// copyURL addresses src's path and raw query to the replica rep, after the
 // upstream's path prefix, keeping escaped characters as they were. Under
 // a prefix, the path's dot segments are resolved first (see prefix.go);
 // admit has refused a path that hides any.
-func (t *Target) copyURL(src *url.URL) *url.URL {
+func (t *Target) copyURL(src *url.URL, rep *replica) *url.URL {
 	u := &url.URL{
-		Scheme:     t.url.Scheme,
-		Host:       t.url.Host,
+		Scheme:     rep.url.Scheme,
+		Host:       rep.url.Host,
 		Path:       src.Path,
 		RawPath:    src.RawPath,
 		RawQuery:   src.RawQuery,

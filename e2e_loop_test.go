@@ -69,7 +69,7 @@ func TestE2E_RejectedConfigKeepsServing(t *testing.T) {
 	for _, tc := range []struct{ bad, wantErr string }{
 		{`{"percent": 150}`, "percent must be between 0 and 100, got 150"},
 		{`{"max_rate": -1}`, "max_rate must not be negative"},
-		{`{"upstream": "ftp://nope"}`, "scheme must be http or https"},
+		{`{"upstream": "ftp://nope"}`, "scheme must be http, https or h2c"},
 		{`{"transport": {"protocol": "pigeon"}}`, "loading transport"},
 	} {
 		path := adminURL + "/config/apps/http/servers/srv0/routes/0/handle/0/targets/0"

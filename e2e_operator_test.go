@@ -12,18 +12,6 @@ import (
 	"testing"
 )
 
-// closedAddr returns a loopback address on which nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // jsonLines reads the JSON lines of a log file.
 func jsonLines(t *testing.T, path string) []map[string]any {
 	t.Helper()

@@ -26,7 +26,9 @@ const (
 const reportSiteAddress = "127.0.0.2"
 
 // loadReportHandlerSite loads the Diffy-style setup with the report served
-// by mirror_report on a site behind basic_auth, as the README shows it,
+// by mirror_report on a site behind basic_auth, as the README shows it
+// (handle /mirror-ui*, so that /mirror-ui reaches the handler too; under
+// /strict-ui/* it does not),
 // and sends paths through the mirror until the candidate has compared
 // them all. It returns the URL of the report.
 func loadReportHandlerSite(t *testing.T, paths ...string) (reportSiteURL string) {
@@ -41,7 +43,10 @@ http://:0 {
 	basic_auth {
 		%s %s
 	}
-	handle /mirror-ui/* {
+	handle /mirror-ui* {
+		mirror_report
+	}
+	handle /strict-ui/* {
 		mirror_report
 	}
 	respond 404
@@ -108,13 +113,54 @@ func TestReportHandlerBehindBasicAuth(t *testing.T) {
 	}{
 		{http.MethodDelete, "report", http.StatusMethodNotAllowed},
 		{http.MethodPost, "", http.StatusMethodNotAllowed},
-		{http.MethodGet, "nothing", http.StatusNotFound},
+		{http.MethodGet, "favicon.ico", http.StatusNotFound},
 		{http.MethodGet, "index.html", http.StatusOK},
 	} {
 		if status, body := getSite(t, tc.method, reportSiteURL+tc.path, true); status != tc.want {
 			t.Errorf("%s %s%s: %d %s, want %d", tc.method, reportSiteURL, tc.path, status, body, tc.want)
 		}
 	}
+	// the mount path without its slash: 308 to the page, the query kept,
+	// as file_server redirects a directory; only behind the credentials
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	base := strings.TrimSuffix(reportSiteURL, "/mirror-ui/")
+	for _, tc := range []struct {
+		method, path string
+		auth         bool
+		want         int
+		location     string
+	}{
+		{http.MethodGet, "/mirror-ui", true, http.StatusPermanentRedirect, "/mirror-ui/"},
+		{http.MethodHead, "/mirror-ui", true, http.StatusPermanentRedirect, "/mirror-ui/"},
+		{http.MethodGet, "/mirror-ui?target=candidate&x=%2F", true, http.StatusPermanentRedirect, "/mirror-ui/?target=candidate&x=%2F"},
+		{http.MethodGet, "/mirror-ui", false, http.StatusUnauthorized, ""},
+		{http.MethodPost, "/mirror-ui", true, http.StatusMethodNotAllowed, ""},
+		{http.MethodGet, "/mirror-ui/nothing.txt", true, http.StatusNotFound, ""},
+		// under handle /strict-ui/*, the unslashed path never reaches
+		// mirror_report: the site's respond 404 answers it
+		{http.MethodGet, "/strict-ui", true, http.StatusNotFound, ""},
+		{http.MethodGet, "/strict-ui/", true, http.StatusOK, ""},
+	} {
+		req := mustRequest(t, tc.method, base+tc.path)
+		if tc.auth {
+			req.SetBasicAuth(reportUser, reportPassword)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || resp.Header.Get("Location") != tc.location {
+			t.Errorf("%s %s (credentials %v): %d Location %q, want %d %q",
+				tc.method, tc.path, tc.auth, resp.StatusCode, resp.Header.Get("Location"), tc.want, tc.location)
+		}
+	}
+	// a client that follows the redirect, as a browser does, gets the page
+	if status, page := getSite(t, http.MethodGet, base+"/mirror-ui", true); status != http.StatusOK || !strings.Contains(page, `id="target-candidate"`) {
+		t.Errorf("GET /mirror-ui, redirect followed: %d, want 200 and the page", status)
+	}
+
 	if r, _ := getReport(t); r.Targets[0].Compared != 3 {
 		t.Errorf("after DELETE on the site: %d compared, want the report untouched", r.Targets[0].Compared)
 	}

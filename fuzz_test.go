@@ -164,12 +164,12 @@ func FuzzTeeBody(f *testing.F) {
 
 		r, _ := http.NewRequest(http.MethodPost, "http://front/", nil)
 		r = withCaddyContext(nil, r)
-		_, _, ok := h.admit(tg, r)
+		a, _, ok := h.admit(tg, r)
 		if !ok {
 			t.Fatal("admit refused a copy")
 		}
 		source := io.NopCloser(&chunkedReader{data: bytes.Clone(data), sizes: sourceSizes})
-		tee := newTeeBody(h, source, []pendingCopy{{target: tg, req: tg.newCopy(r)}}, -1)
+		tee := newTeeBody(h, source, []pendingCopy{{target: tg, replica: a.replica, req: tg.newCopy(r, a.replica)}}, -1)
 
 		var primary bytes.Buffer
 		buf := make([]byte, 512)

@@ -50,6 +50,12 @@ func (h *health) configure(maxFails int, failDuration time.Duration, transition 
 	h.transition = transition
 }
 
+// closed reports whether the breaker lets copies through, without taking
+// a probe.
+func (h *health) closed() bool {
+	return !h.unhealthy.Load()
+}
+
 // allow reports whether a copy may be sent now, and whether it is the
 // probe of an unhealthy target. A probe that is then not sent must be
 // given back with cancelProbe.

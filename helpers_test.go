@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,4 +142,36 @@ func rawRequest(t testing.TB, url, raw string) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+// onlyReplica returns the replica of a target of one upstream.
+func (tg *Target) onlyReplica(t testing.TB) *replica {
+	t.Helper()
+	rs := tg.pool.now()
+	if len(rs) != 1 {
+		t.Fatalf("target %s has %d replicas, want one", tg.label, len(rs))
+	}
+	return rs[0]
+}
+
+// closedAddr returns a loopback address that refuses connections for the
+// rest of the test: a socket bound there and never listening, which also
+// keeps the port from being given to another listener of the test (a
+// port closed after listening could be, and the test would then copy to
+// its own front).
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }

@@ -174,13 +174,7 @@ func TestIsolation(t *testing.T) {
 		{
 			name: "refusing", timeout: "1m", want: failed,
 			shadow: func(t *testing.T, _ <-chan struct{}) (string, <-chan struct{}) {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				addr := ln.Addr().String()
-				ln.Close() // nothing listens there now
-				return "http://" + addr, nil
+				return "http://" + closedAddr(t), nil
 			},
 		},
 		{

@@ -65,13 +65,10 @@ import (
 type concurrencyLimit struct {
 	clock func() time.Time
 
-	// reserved counts the copies admitted for this shadow and not yet
-	// ended, waiting or not: at most the ceiling (ceilingNow), so that a
-	// shadow whose copies wait cannot take more than its share of the
-	// handler's max_in_flight. It is taken on the request path, without a
-	// lock.
-	reserved   atomic.Int64
-	ceilingNow atomic.Int64
+	// inFlight and limit as last published, for the pool's choice of a
+	// replica on the request path, without the lock
+	inFlightSeen atomic.Int64
+	limitSeen    atomic.Int64
 
 	mu       sync.Mutex
 	floor    int
@@ -158,7 +155,6 @@ func (l *concurrencyLimit) configure(floor, ceiling int, fixed bool, maxWait tim
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.floor, l.ceiling, l.fixed, l.maxWait = floor, ceiling, fixed, maxWait
-	l.ceilingNow.Store(int64(ceiling))
 	l.onChange, l.onStall = onChange, onStall
 	switch {
 	case fixed:
@@ -175,6 +171,7 @@ func (l *concurrencyLimit) configure(floor, ceiling int, fixed bool, maxWait tim
 		l.onChange(int(l.limit))
 	}
 	l.grantLocked()
+	l.publishLocked()
 }
 
 // slotWaiter is a copy waiting for a slot.
@@ -197,23 +194,6 @@ type heldCopy struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	cancelled bool // cancelled for being late
-}
-
-// reserve counts a copy admitted for this shadow, and reports false when
-// the shadow already has its ceiling's worth, waiting or in flight. It
-// takes no lock and allocates nothing: it runs on the request path. What
-// it reserved is given back with unreserve once the copy has ended.
-func (l *concurrencyLimit) reserve() bool {
-	if l.reserved.Add(1) > l.ceilingNow.Load() {
-		l.reserved.Add(-1)
-		return false
-	}
-	return true
-}
-
-// unreserve gives back what reserve took.
-func (l *concurrencyLimit) unreserve() {
-	l.reserved.Add(-1)
 }
 
 // acquire takes a slot for a copy, waiting up to maxWait for one while the
@@ -244,6 +224,7 @@ func (l *concurrencyLimit) take() (*slotWaiter, bool) {
 	if l.waiting.Len() == 0 && l.inFlight < int(l.limit) {
 		l.inFlight++
 		l.peak = max(l.peak, l.inFlight)
+		l.publishLocked()
 		return nil, true
 	}
 	l.demand = true
@@ -347,7 +328,25 @@ func (l *concurrencyLimit) release(c *heldCopy) (late bool) {
 	}
 	l.maybeUpdate()
 	l.grantLocked()
+	l.publishLocked()
 	return late
+}
+
+// full reports, without the lock, whether the limit was reached when it
+// last changed: a replica whose limit is full is passed over.
+func (l *concurrencyLimit) full() bool {
+	return l.inFlightSeen.Load() >= l.limitSeen.Load()
+}
+
+// inFlightNow returns the copies in flight when they last changed.
+func (l *concurrencyLimit) inFlightNow() int64 {
+	return l.inFlightSeen.Load()
+}
+
+// publishLocked makes inFlight and limit visible to full.
+func (l *concurrencyLimit) publishLocked() {
+	l.inFlightSeen.Store(int64(l.inFlight))
+	l.limitSeen.Store(int64(l.limit))
 }
 
 // current returns the limit now.
@@ -408,6 +407,7 @@ func (l *concurrencyLimit) maybeUpdate() {
 		l.onChange(n)
 	}
 	l.grantLocked()
+	l.publishLocked()
 }
 
 // anyLate reports whether a copy waiting for its answer has shown no sign

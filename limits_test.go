@@ -54,7 +54,8 @@ func TestMaxInFlight(t *testing.T) {
 	shadow, got, release := holdingShadow(t)
 	defer shadow.Close()
 	defer close(release)
-	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q}],"max_in_flight":2}`, shadow.URL))
+	// fixed: a held copy is never cancelled for being late, however slow the machine
+	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,"concurrency":{"fixed":true}}],"max_in_flight":2}`, shadow.URL))
 	front := serveThrough(t, h, checksumPrimary)
 	tg := h.Targets[0]
 
@@ -125,10 +126,13 @@ func testCleanupCancelsCopies(t *testing.T, cfg *compare.Config) {
 	defer shadow.Close()
 
 	h := new(Handler)
-	h.Targets = []*Target{{Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour), Compare: cfg}}
+	// fixed limits: the held copies are never cancelled for being late,
+	// however long a slow machine takes to reach Cleanup
+	fixed := &Concurrency{Fixed: true}
+	h.Targets = []*Target{{Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour), Compare: cfg, Concurrency: fixed}}
 	if cfg != nil {
 		// its noise target holds its copies too
-		h.Targets = append(h.Targets, &Target{Name: "noise", Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour), Percent: new(float64)})
+		h.Targets = append(h.Targets, &Target{Name: "noise", Upstream: shadow.URL, Timeout: caddy.Duration(time.Hour), Percent: new(float64), Concurrency: fixed})
 	}
 	copiesPerRequest := len(h.Targets)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})

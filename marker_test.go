@@ -41,7 +41,7 @@ func TestMarker(t *testing.T) {
 		t.Error("the configured marker is not recognised while its handler is loaded")
 	}
 	r := withCaddyContext(httptest.NewRecorder(), request())
-	cp := h.Targets[0].newCopy(r)
+	cp := h.Targets[0].newCopy(r, h.Targets[0].onlyReplica(t))
 	if got := cp.Header.Get(markerHeader); got != "fleet-marker-77" {
 		t.Errorf("copy's marker = %q, want the configured one", got)
 	}

@@ -16,6 +16,8 @@ type mirrorMetrics struct {
 
 	concurrencyLimit *prometheus.GaugeVec
 	waiting          *prometheus.GaugeVec
+	replicasHealthy  *prometheus.GaugeVec
+	replicaCopies    *prometheus.CounterVec
 }
 
 // newMirrorMetrics registers the collectors in reg, or reuses the ones that
@@ -49,6 +51,18 @@ func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
 			Name:      "concurrency_limit",
 			Help:      "How many copies each mirror target may have in flight now, a limit that adapts to the target.",
 		}, []string{"target"}),
+		replicasHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "replicas_healthy",
+			Help:      "Replicas of each mirror target's pool that are not ejected by their circuit breaker.",
+		}, []string{"target"}),
+		replicaCopies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "replica_copies_total",
+			Help:      "Copies sent to each replica of each mirror target's pool, by target and replica (at most 64 replicas per target, then \"other\").",
+		}, []string{"target", "replica"}),
 		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns,
 			Subsystem: sub,
@@ -67,6 +81,12 @@ func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
 		return nil, err
 	}
 	if m.concurrencyLimit, err = prom.Register(reg, m.concurrencyLimit); err != nil {
+		return nil, err
+	}
+	if m.replicasHealthy, err = prom.Register(reg, m.replicasHealthy); err != nil {
+		return nil, err
+	}
+	if m.replicaCopies, err = prom.Register(reg, m.replicaCopies); err != nil {
 		return nil, err
 	}
 	if m.waiting, err = prom.Register(reg, m.waiting); err != nil {

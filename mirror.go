@@ -298,7 +298,7 @@ func (h *Handler) Cleanup() error {
 		if t == nil {
 			continue
 		}
-		t.releaseShadowState()
+		t.closePool()
 		t.closeComparer() // only now that no copy can still be comparing
 		// connections that copies gave back after the transport was
 		// cleaned up would stay idle until their idle timeout

@@ -43,7 +43,7 @@ func TestPathPrefixCannotBeEscaped(t *testing.T) {
 				continue
 			}
 			h.releaseInFlight(prefixed)
-			if got := prefixed.newCopy(r).URL.RequestURI(); got != tc.want {
+			if got := prefixed.newCopy(r, prefixed.onlyReplica(t)).URL.RequestURI(); got != tc.want {
 				t.Errorf("%s: copied as %s, want %s", tc.path, got, tc.want)
 			}
 		}
@@ -52,7 +52,7 @@ func TestPathPrefixCannotBeEscaped(t *testing.T) {
 			t.Errorf("%s: refused for a target without a prefix (%v)", tc.path, reason)
 		} else {
 			h.releaseInFlight(bare)
-			if got, want := bare.newCopy(r).URL.RequestURI(), r.URL.RequestURI(); got != want {
+			if got, want := bare.newCopy(r, bare.onlyReplica(t)).URL.RequestURI(), r.URL.RequestURI(); got != want {
 				t.Errorf("%s: copied without a prefix as %s, want %s", tc.path, got, want)
 			}
 		}

@@ -3,7 +3,6 @@ package mirror
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,9 +43,7 @@ func TestCredentialsAreNeverLogged(t *testing.T) {
 		http.SetCookie(w, &http.Cookie{Name: "sid", Value: "secret-set-cookie-4"})
 	}))
 	defer ok.Close()
-	refused, _ := net.Listen("tcp", "127.0.0.1:0")
-	refusedURL := "http://" + refused.Addr().String()
-	refused.Close()
+	refusedURL := "http://" + closedAddr(t)
 
 	rec := recordOutcomes(t)
 	h := provisionHandler(t, fmt.Sprintf(`{"targets":[{"upstream":%q,%s},{"upstream":%q,%s}]}`, ok.URL, headerUp, refusedURL, headerUp))

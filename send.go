@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/caddy-mirror/mirror/compare"
 )
@@ -36,20 +37,31 @@ import (
 func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	defer h.wg.Done()
 	t := c.target
-	t.waitingGauge.Inc()
-	gotSlot := t.limit.acquire(h.copyCtx.Done())
-	t.waitingGauge.Dec()
-	if !gotSlot {
-		h.dropUnsent(c, body)
-		return
+	// a copy whose dial fails may go to another replica once: nothing of
+	// it reached the shadow; a buffered body is kept for that
+	retry := c.stream == nil && len(t.pool.now()) > 1
+	if retry {
+		body.retain()
 	}
-
-	ctx, cancel := c.context(h.copyCtx, t.timeout)
+	ctx, cancel, r, ok := h.sendTo(c, body)
 	defer cancel()
-	held := t.limit.start(ctx, cancel)
-	r := h.roundTrip(ctx, c, body, held)
-	if t.limit.release(held) {
-		r.outcome = cancelledLate
+	if ok && r.dialFailed && retry {
+		if other := t.pool.other(c.replica); other != nil {
+			h.recordHealth(c, failed) // the replica's breaker sees the failed dial
+			c.replica, c.probe = other, false
+			c.req = redirect(c.req, other)
+			cancel()
+			ctx, cancel, r, ok = h.sendTo(c, body)
+			defer cancel()
+			retry = false // the body's spare reference went to this attempt
+		}
+	}
+	if retry {
+		body.release() // the spare reference, unused
+	}
+	if !ok {
+		h.dropUnsent(c)
+		return
 	}
 	h.recordHealth(c, r.outcome)
 	h.logOutcome(c, r)
@@ -65,15 +77,52 @@ func (h *Handler) send(c pendingCopy, body *sharedBody) {
 	t.count(r.outcome)
 }
 
+// sendTo waits for a slot under the limit of c's replica, makes the round
+// trip there and gives the slot back; ok is false when no slot came, and
+// then c's body reference has been given back. The context it returns is
+// the round trip's, kept for the comparison; cancel must be called.
+func (h *Handler) sendTo(c pendingCopy, body *sharedBody) (ctx context.Context, cancel context.CancelFunc, r roundTripResult, ok bool) {
+	t, limit := c.target, c.replica.state.limit
+	t.waitingGauge.Inc()
+	gotSlot := limit.acquire(h.copyCtx.Done())
+	t.waitingGauge.Dec()
+	if !gotSlot {
+		if c.stream != nil {
+			_ = c.stream.Close()
+		} else {
+			body.release()
+		}
+		return context.Background(), func() {}, r, false
+	}
+	t.replicaCopies.WithLabelValues(t.replicaLabel(c.replica)).Inc()
+	ctx, cancel = c.context(h.copyCtx, t.timeout)
+	held := limit.start(ctx, cancel)
+	r = h.roundTrip(ctx, c, body, held)
+	if limit.release(held) {
+		r.outcome = cancelledLate
+	}
+	return ctx, cancel, r, true
+}
+
+// redirect returns req addressed to the replica rep instead.
+func redirect(req *http.Request, rep *replica) *http.Request {
+	cp := *req
+	u := *req.URL
+	u.Scheme, u.Host = rep.url.Scheme, rep.url.Host
+	cp.URL = &u
+	return &cp
+}
+
 // roundTripResult is what became of a copy's round trip to its shadow.
 type roundTripResult struct {
-	outcome  outcome
-	req      *http.Request // as sent
-	err      error         // why it failed
-	status   int
-	drained  int64 // response body bytes read
-	drainErr error
-	duration time.Duration
+	outcome    outcome
+	dialFailed bool          // no connection was made: nothing reached the shadow
+	req        *http.Request // as sent
+	err        error         // why it failed
+	status     int
+	drained    int64 // response body bytes read
+	drainErr   error
+	duration   time.Duration
 }
 
 // roundTrip sends c to its shadow and reads the response: the part kept
@@ -121,6 +170,7 @@ func (h *Handler) roundTrip(ctx context.Context, c pendingCopy, body *sharedBody
 	}
 	if err != nil {
 		r.err, r.duration = err, now().Sub(start)
+		r.dialFailed = errors.As(err, new(reverseproxy.DialError))
 		return r
 	}
 	// Whatever the transport does with ctx, a body still being read when
@@ -172,13 +222,14 @@ func (c *heldCopy) trace() *httptrace.ClientTrace {
 // for lagging, or cancelled because its config is being unloaded, says
 // nothing (the breaker outlives the config).
 func (h *Handler) recordHealth(c pendingCopy, o outcome) {
+	health := c.replica.state.health
 	if o.saysNothingOfHealth() || h.copyCtx.Err() != nil {
 		if c.probe {
-			c.target.health.cancelProbe()
+			health.cancelProbe()
 		}
 		return
 	}
-	c.target.health.record(o == mirrored, c.probe)
+	health.record(o == mirrored, c.probe)
 }
 
 // logOutcome writes the copy's line: a warning when it failed or was
@@ -191,6 +242,7 @@ func (h *Handler) logOutcome(c pendingCopy, r roundTripResult) {
 		if ce := h.logger.Check(zapcore.DebugLevel, "mirrored request"); ce != nil {
 			ce.Write(
 				zap.String("target", t.label),
+				zap.String("replica", c.replica.dial),
 				zap.Object("request", loggableCopy{r.req, t, c.clientIP}),
 				zap.Int("status", r.status),
 				zap.Int64("response_bytes_read", r.drained),
@@ -207,6 +259,7 @@ func (h *Handler) logOutcome(c pendingCopy, r roundTripResult) {
 		if ce := t.sampledLogger.Check(zapcore.WarnLevel, msg); ce != nil {
 			ce.Write(
 				zap.String("target", t.label),
+				zap.String("replica", c.replica.dial),
 				zap.Object("request", loggableCopy{r.req, t, c.clientIP}),
 				zap.Duration("duration", r.duration),
 				zap.Error(err),
@@ -215,18 +268,13 @@ func (h *Handler) logOutcome(c pendingCopy, r roundTripResult) {
 	}
 }
 
-// dropUnsent ends a copy that got no slot under its target's limit within
-// max_wait (dropped_concurrency), or before the config was unloaded
-// (failed).
-func (h *Handler) dropUnsent(c pendingCopy, body *sharedBody) {
+// dropUnsent ends a copy that got no slot under its replica's limit
+// within max_wait (dropped_concurrency), or before the config was
+// unloaded (failed); sendTo has given back its body.
+func (h *Handler) dropUnsent(c pendingCopy) {
 	t := c.target
-	if c.stream != nil {
-		_ = c.stream.Close()
-	} else {
-		body.release()
-	}
 	if c.probe {
-		t.health.cancelProbe()
+		c.replica.state.health.cancelProbe()
 	}
 	if c.ex != nil {
 		c.response.Finish()
@@ -262,16 +310,17 @@ func (c pendingCopy) context(parent context.Context, timeout time.Duration) (con
 	return context.WithTimeout(parent, timeout)
 }
 
-// newPendingCopy prepares r's copy to t, admitted as a probe or not.
-func newPendingCopy(t *Target, r *http.Request, probe bool) pendingCopy {
+// newPendingCopy prepares r's copy to t, as admitted.
+func newPendingCopy(t *Target, r *http.Request, a admission) pendingCopy {
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	return pendingCopy{target: t, req: t.newCopy(r), clientIP: ip, probe: probe}
+	return pendingCopy{target: t, replica: a.replica, req: t.newCopy(r, a.replica), clientIP: ip, probe: a.probe}
 }
 
 // pendingCopy is a copy that has been admitted but not yet sent: its
 // request is fully prepared, every placeholder already resolved.
 type pendingCopy struct {
 	target   *Target
+	replica  *replica // where it goes
 	req      *http.Request
 	clientIP string      // the client's, as Caddy's access log has it
 	probe    bool        // the probe of an unhealthy target

@@ -23,12 +23,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !t.selects(r) {
 			continue
 		}
-		probe, reason, ok := h.admit(t, r)
+		a, reason, ok := h.admit(t, r)
 		if !ok {
 			t.count(reason)
 			continue
 		}
-		copies = append(copies, newPendingCopy(t, r, probe))
+		copies = append(copies, newPendingCopy(t, r, a))
 	}
 	if len(copies) == 0 {
 		return next.ServeHTTP(w, r)

@@ -2,16 +2,17 @@ package mirror
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/caddy-mirror/mirror/compare"
 )
@@ -33,16 +35,40 @@ type Target struct {
 	// A name for the target: the target label in metrics and logs, the
 	// name the report is kept under, and what another target's
 	// compare.noise_from refers to. Must be unique within the handler.
-	// Default: the upstream, as written.
+	// Default: the upstream, or the upstreams joined by spaces, as
+	// written; for dynamic upstreams, the source and the name it asks for
+	// ("dynamic a reviews-v2:9080", "dynamic srv _http._tcp.reviews-v2").
 	Name string `json:"name,omitempty"`
 
-	// The shadow's base URL: http:// or https://, a host, an optional port
-	// and an optional path prefix, which is put in front of every request
-	// path (with upstream http://s/shadow, /a?q=1 is copied as
-	// /shadow/a?q=1). Placeholders known when the config loads, such as
-	// {env.*}, are expanded. A query, fragment or user info is an error.
-	// Required.
+	// The shadow, when it is one upstream, written as reverse_proxy's are
+	// (see upstreams.go): host:port, http://, https://, h2c:// or
+	// unix//path. An http:// or https:// upstream may have a path prefix,
+	// put in front of every request path (with upstream http://s/shadow,
+	// /a?q=1 is copied as /shadow/a?q=1). Placeholders known when the
+	// config loads, such as {env.*}, are expanded. A query, fragment or user
+	// info is an error. Required, unless upstreams or dynamic_upstreams
+	// is set.
 	Upstream string `json:"upstream,omitempty"`
+
+	// The shadow's replicas, when it is a pool of several, each written as
+	// upstream is, with the same scheme and path prefix; a port range makes
+	// one replica per port. Each copy goes to one of them (see pool.go).
+	// Default: upstream alone.
+	Upstreams []string `json:"upstreams,omitempty"`
+
+	// How a copy's replica is chosen among the available ones: any of
+	// reverse_proxy's selection policies (random, round_robin, least_conn,
+	// first, ip_hash, uri_hash, header, cookie, ...), which see the copy's
+	// request as reverse_proxy sees the client's. least_conn counts the
+	// copies in flight to each replica. Default: random.
+	SelectionPolicyRaw json.RawMessage `json:"selection_policy,omitempty" caddy:"namespace=http.reverse_proxy.selection_policies inline_key=policy"`
+
+	// Where the replicas come from instead: any of reverse_proxy's dynamic
+	// upstream sources (a, srv, multi), asked every second in the target's
+	// own goroutine, so that replicas that appear and disappear are picked
+	// up without a reload; they take the scheme of upstreams, or http.
+	// Default: none.
+	DynamicUpstreamsRaw json.RawMessage `json:"dynamic_upstreams,omitempty" caddy:"namespace=http.reverse_proxy.upstreams inline_key=source"`
 
 	// The percentage of candidate requests to copy, from 0 to 100; 0.01
 	// copies one request in 10,000 and 0 turns the target off.
@@ -117,33 +143,42 @@ type Target struct {
 	// Transport is the loaded transport module.
 	Transport http.RoundTripper `json:"-"`
 
-	url         *url.URL // scheme and host to send copies to
-	pathPrefix  string   // decoded path prefix, without a trailing slash
-	rawPrefix   string   // the same prefix, escaped
-	label       string   // the target label in metrics and logs
-	marker      string   // the handler's loop marker, set on every copy
+	pool        *pool                       // its replicas
+	source      reverseproxy.UpstreamSource // its dynamic upstreams, if any
+	stopRefresh context.CancelFunc          // stops asking source
+	scheme      string                      // http, https or h2c, of every replica
+	pathPrefix  string                      // decoded path prefix, without a trailing slash
+	rawPrefix   string                      // the same prefix, escaped
+	label       string                      // the target label in metrics and logs
+	marker      string                      // the handler's loop marker, set on every copy
 	timeout     time.Duration
 	matcherSets caddyhttp.MatcherSets
 	sampler     *sampler
-	health      *health
 	counters    [numOutcomes]prometheus.Counter
 	inFlight    prometheus.Gauge
+	// reserved counts the copies admitted for this target and not yet
+	// ended, waiting for a slot or in flight: at most ceiling, the target's
+	// share of max_in_flight, so that a target whose copies wait cannot
+	// take the slots of the others; taken on the request path, without a
+	// lock
+	reserved atomic.Int64
+	ceiling  int64
 	// sampledLogger logs at most one line per message per second for this
 	// target, so that a dead or diverging target cannot flood the log, nor
 	// hide another target's lines
 	sampledLogger *zap.Logger
 	durations     prometheus.ObserverVec
-	state         *shadowState // the shadow's limit and breaker, shared across configs
-	stateKey      string
-	limit         *concurrencyLimit
-	limitGauge    prometheus.Gauge
+	limitGauge    prometheus.Gauge // the sum of its replicas' limits
 	waitingGauge  prometheus.Gauge // copies waiting for a slot
+	healthyGauge  prometheus.Gauge // replicas that are not ejected
+	replicaCopies *prometheus.CounterVec
+	// the replica label values in use (see replicaLabel)
+	replicaLabelsMu sync.Mutex
+	replicaLabels   map[string]struct{}
 
-	injectedHeaders []string // header fields whose values Headers writes, never logged
-	// whether Headers uses the upstream placeholders, and their values
-	editsUseUpstream bool
-	upstreamValues   [numUpstreamPlaceholders]string
-	hideAllHeaders   bool // Headers rewrites every field: log no header values
+	injectedHeaders  []string // header fields whose values Headers writes, never logged
+	editsUseUpstream bool     // Headers uses the upstream placeholders
+	hideAllHeaders   bool     // Headers rewrites every field: log no header values
 
 	comparison targetComparison // its part in comparisons
 }
@@ -151,10 +186,7 @@ type Target struct {
 // provision prepares t for use by a handler whose in-flight limit is
 // maxInFlight, of which share is t's equal part.
 func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFlight, share int) error {
-	if err := t.parseUpstream(); err != nil {
-		return err
-	}
-	t.label = cmp.Or(t.Name, t.Upstream)
+	t.label = cmp.Or(t.Name, t.Upstream, strings.Join(t.Upstreams, " "), dynamicLabel(t.DynamicUpstreamsRaw))
 	t.counters, t.inFlight, t.durations = metrics.forTarget(t.label)
 
 	t.timeout = time.Duration(t.Timeout)
@@ -162,17 +194,26 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 		t.timeout = defaultTimeout
 	}
 	t.sampler = newSampler(t.Percent, t.SampleBy, t.MaxRate, now)
-	if err := t.loadShadowState(); err != nil {
-		return err
-	}
 	t.sampledLogger = ctx.Logger().WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
 		// at most one line per message per second, for each target
 		return zapcore.NewSamplerWithOptions(core, time.Second, 1, 0)
 	}))
-	t.provisionHealth(ctx.Logger())
 	t.limitGauge = metrics.concurrencyLimit.WithLabelValues(t.label)
 	t.waitingGauge = metrics.waiting.WithLabelValues(t.label)
-	t.provisionConcurrency(share, ctx.Logger())
+	t.healthyGauge = metrics.replicasHealthy.WithLabelValues(t.label)
+	t.replicaCopies = metrics.replicaCopies.MustCurryWith(prometheus.Labels{"target": t.label})
+	settings := t.limitSettings(share)
+	t.ceiling = int64(settings.ceiling)
+	parsed, err := t.parseTargetUpstreams()
+	if err != nil {
+		return err
+	}
+	if err := t.loadTransport(ctx, maxInFlight); err != nil {
+		return err
+	}
+	if err := t.provisionPool(ctx, settings, parsed); err != nil {
+		return err
+	}
 
 	if err := t.provisionMatchers(ctx); err != nil {
 		return err
@@ -184,74 +225,7 @@ func (t *Target) provision(ctx caddy.Context, metrics *mirrorMetrics, maxInFligh
 	}
 	t.injectedHeaders, t.hideAllHeaders = injectedHeaderNames(t.Headers)
 	t.provisionUpstreamValues()
-	if err := t.provisionComparer(ctx); err != nil {
-		return err
-	}
-	return t.loadTransport(ctx, maxInFlight)
-}
-
-// parseUpstream checks and parses Upstream after expanding the
-// placeholders that are known at load time.
-func (t *Target) parseUpstream() error {
-	if t.Upstream == "" {
-		return fmt.Errorf("upstream is required")
-	}
-	raw := caddy.NewReplacer().ReplaceKnown(t.Upstream, "")
-	if raw != t.Upstream && strings.Contains(t.Upstream, "{env.") {
-		if err := checkUpstream(raw); err != nil {
-			return fmt.Errorf("upstream %q expanded to %q (is the environment variable set?): %v", t.Upstream, raw, err)
-		}
-	}
-	if err := checkUpstream(raw); err != nil {
-		return fmt.Errorf("upstream %q: %v", t.Upstream, err)
-	}
-	u, _ := url.Parse(raw)
-	t.url = &url.URL{Scheme: u.Scheme, Host: u.Host}
-	t.pathPrefix = strings.TrimSuffix(u.Path, "/")
-	t.rawPrefix = strings.TrimSuffix(u.EscapedPath(), "/")
-	return nil
-}
-
-// checkUpstream checks an upstream whose placeholders are expanded.
-func checkUpstream(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case raw == "":
-		return fmt.Errorf("it is empty")
-	case err != nil && !strings.Contains(raw, "://"):
-		return fmt.Errorf("write it with its scheme, such as http://%s", raw)
-	case err != nil:
-		return err
-	case u.Scheme != "http" && u.Scheme != "https":
-		if u.Opaque != "" || u.Scheme == "localhost" || !strings.Contains(raw, "://") {
-			return fmt.Errorf("write it with its scheme, such as http://%s", raw)
-		}
-		return fmt.Errorf("scheme must be http or https")
-	case u.Host == "" || u.Hostname() == "":
-		return fmt.Errorf("a host is required")
-	case u.User != nil:
-		return fmt.Errorf("user info is not allowed; set credentials with headers")
-	case u.RawQuery != "" || u.ForceQuery:
-		return fmt.Errorf("a query is not allowed")
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return fmt.Errorf("a fragment is not allowed")
-	case strings.Contains(raw, "{"):
-		return fmt.Errorf("only placeholders known at load time, such as {env.*}, are allowed")
-	}
-	return nil
-}
-
-// checkCaddyfileUpstream checks, as the Caddyfile is adapted, an upstream
-// that has no placeholder; one with {env.*} is checked when the config
-// loads, where its environment is.
-func checkCaddyfileUpstream(raw string) error {
-	if strings.Contains(raw, "{") {
-		return nil
-	}
-	if err := checkUpstream(raw); err != nil {
-		return fmt.Errorf("upstream %q: %v", raw, err)
-	}
-	return nil
+	return t.provisionComparer(ctx)
 }
 
 // checkSampleBy checks that sample_by holds a placeholder: a literal is
@@ -300,9 +274,8 @@ var upstreamPlaceholders = [numUpstreamPlaceholders]string{
 	"http.reverse_proxy.upstream.port",
 }
 
-// provisionUpstreamValues finds whether t's header edits use the upstream
-// placeholders, and their values: the address, host:port, host and port
-// that the copies are sent to, as reverse_proxy has them for its upstream.
+// provisionUpstreamValues finds whether t's header edits use the
+// upstream placeholders, which name each copy's replica.
 func (t *Target) provisionUpstreamValues() {
 	t.editsUseUpstream = false
 	for _, v := range headerOpValues(t.Headers) {
@@ -310,15 +283,6 @@ func (t *Target) provisionUpstreamValues() {
 			t.editsUseUpstream = true
 		}
 	}
-	host, port := t.url.Hostname(), t.url.Port()
-	if port == "" {
-		port = "80"
-		if t.url.Scheme == "https" {
-			port = "443"
-		}
-	}
-	hostPort := net.JoinHostPort(host, port)
-	t.upstreamValues = [numUpstreamPlaceholders]string{hostPort, hostPort, host, port}
 }
 
 // headerOpValues lists every value that ops writes.
@@ -386,9 +350,9 @@ func (t *Target) validate() error {
 	return nil
 }
 
-// provisionHealth sets up the target's circuit breaker, which logs when
-// the target turns unhealthy and back.
-func (t *Target) provisionHealth(logger *zap.Logger) {
+// configureHealth configures replica r's circuit breaker, which logs
+// when the replica is ejected and back.
+func (t *Target) configureHealth(r *replica, logger *zap.Logger) {
 	maxFails, failDuration := t.MaxFails, time.Duration(t.FailDuration)
 	if maxFails == 0 {
 		maxFails = defaultMaxFails
@@ -396,13 +360,15 @@ func (t *Target) provisionHealth(logger *zap.Logger) {
 	if failDuration == 0 {
 		failDuration = defaultFailDuration
 	}
-	t.health.configure(maxFails, failDuration, func(healthy bool) {
-		if healthy {
-			logger.Info("mirror target healthy again", zap.String("target", t.label))
+	label, healthy := t.label, t.healthyGauge
+	r.state.health.configure(maxFails, failDuration, func(ok bool) {
+		defer func() { healthy.Set(float64(t.pool.healthy())) }()
+		if ok {
+			logger.Info("mirror target healthy again", zap.String("target", label), zap.String("replica", r.dial))
 			return
 		}
 		logger.Warn("mirror target unhealthy: dropping its copies, probing it again after fail_duration",
-			zap.String("target", t.label), zap.Int("consecutive_failures", maxFails), zap.Duration("fail_duration", failDuration))
+			zap.String("target", label), zap.String("replica", r.dial), zap.Int("consecutive_failures", maxFails), zap.Duration("fail_duration", failDuration))
 	})
 }
 

@@ -13,24 +13,24 @@ func TestCopyURL(t *testing.T) {
 	for _, tc := range []struct {
 		upstream, request, want string
 	}{
-		{"http://s", "/a?q=1", "http://s/a?q=1"},
-		{"http://s/shadow", "/a?q=1", "http://s/shadow/a?q=1"},
-		{"http://s/shadow/", "/a", "http://s/shadow/a"},
+		{"http://s", "/a?q=1", "http://s:80/a?q=1"},
+		{"s:9001", "/a", "http://s:9001/a"},
+		{"http://s/shadow", "/a?q=1", "http://s:80/shadow/a?q=1"},
+		{"http://s/shadow/", "/a", "http://s:80/shadow/a"},
 		{"https://s:8443/v2", "/", "https://s:8443/v2/"},
-		{"http://s/shadow", "/a%2Fb%20c?x=%41+b&x=2", "http://s/shadow/a%2Fb%20c?x=%41+b&x=2"},
-		{"http://s/sp%20ace", "/a", "http://s/sp%20ace/a"},
-		{"http://s", "/a?", "http://s/a?"},
-		{"http://s", "/caf%C3%A9", "http://s/caf%C3%A9"},
+		{"h2c://s:9002", "/a", "http://s:9002/a"},
+		{"http://s/shadow", "/a%2Fb%20c?x=%41+b&x=2", "http://s:80/shadow/a%2Fb%20c?x=%41+b&x=2"},
+		{"http://s/sp%20ace", "/a", "http://s:80/sp%20ace/a"},
+		{"http://s", "/a?", "http://s:80/a?"},
+		{"http://s", "/caf%C3%A9", "http://s:80/caf%C3%A9"},
 	} {
-		tg := &Target{Upstream: tc.upstream}
-		if err := tg.parseUpstream(); err != nil {
-			t.Fatalf("parseUpstream(%s): %v", tc.upstream, err)
-		}
+		h := provisionHandler(t, `{"targets":[{"upstream":"`+tc.upstream+`"}]}`)
+		tg := h.Targets[0]
 		src, err := url.ParseRequestURI(tc.request)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := tg.copyURL(src).String(); got != tc.want {
+		if got := tg.copyURL(src, tg.onlyReplica(t)).String(); got != tc.want {
 			t.Errorf("copyURL(%s, %s) = %s, want %s", tc.upstream, tc.request, got, tc.want)
 		}
 	}
@@ -83,7 +83,7 @@ func TestNewCopyLeavesTheRequestAlone(t *testing.T) {
 	r = withCaddyContext(httptest.NewRecorder(), r)
 	before := r.Header.Clone()
 
-	cp := h.Targets[0].newCopy(r)
+	cp := h.Targets[0].newCopy(r, h.Targets[0].onlyReplica(t))
 	if cp.Host != "shadow.internal" {
 		t.Errorf("copy Host = %q, want shadow.internal from headers", cp.Host)
 	}

@@ -15,7 +15,7 @@ import (
 // loadTransport loads t's transport module, the http transport unless
 // configured otherwise, with the mirror's defaults filled in.
 func (t *Target) loadTransport(ctx caddy.Context, maxInFlight int) error {
-	raw, err := transportWithDefaults(t.TransportRaw, t.url.Scheme == "https", maxInFlight, t.timeout)
+	raw, err := transportWithDefaults(t.TransportRaw, t.scheme, maxInFlight, t.timeout)
 	if err != nil {
 		return fmt.Errorf("transport: %v", err)
 	}
@@ -28,12 +28,12 @@ func (t *Target) loadTransport(ctx caddy.Context, maxInFlight int) error {
 	if !ok {
 		return fmt.Errorf("transport: module %T is not an http.RoundTripper", mod)
 	}
-	if tt, ok := rt.(reverseproxy.TLSTransport); ok && tt.TLSEnabled() && t.url.Scheme == "http" {
+	if tt, ok := rt.(reverseproxy.TLSTransport); ok && tt.TLSEnabled() && t.scheme == "http" {
 		// The transport's TLS settings say how to reach the shadow, as
 		// they do for a reverse_proxy dial address.
-		t.url.Scheme = "https"
+		t.scheme = "https"
 		ctx.Logger().Warn("upstream scheme is http but its transport enables TLS; copies are sent over TLS",
-			zap.String("upstream", t.Upstream))
+			zap.String("target", t.label))
 	}
 	t.Transport = rt
 	return nil
@@ -67,12 +67,13 @@ const (
 //   - compression off, so that the copy carries the client's
 //     Accept-Encoding verbatim and the discarded response is not
 //     decompressed;
-//   - TLS for an https:// upstream, with Caddy's defaults (verification on);
+//   - TLS for an https:// upstream, with Caddy's defaults (verification on),
+//     and HTTP/2 over cleartext for an h2c:// one, as reverse_proxy does;
 //   - dial_timeout, tls handshake_timeout and max_response_header_size,
 //     from the defaults above, the timeouts no longer than timeout.
 //
 // Other transport modules are returned as they are.
-func transportWithDefaults(raw json.RawMessage, https bool, maxIdle int, timeout time.Duration) (json.RawMessage, error) {
+func transportWithDefaults(raw json.RawMessage, scheme string, maxIdle int, timeout time.Duration) (json.RawMessage, error) {
 	fields := map[string]json.RawMessage{}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &fields); err != nil {
@@ -85,8 +86,11 @@ func transportWithDefaults(raw json.RawMessage, https bool, maxIdle int, timeout
 	if err := json.Unmarshal(fields["protocol"], &protocol); err != nil || protocol != "http" {
 		return raw, nil // not ours to adjust; LoadModule reports a bad protocol
 	}
-	if _, ok := fields["tls"]; !ok && https {
+	if _, ok := fields["tls"]; !ok && scheme == "https" {
 		fields["tls"] = json.RawMessage(`{}`)
+	}
+	if scheme == "h2c" {
+		setDefault(fields, "versions", []string{"h2c", "2"})
 	}
 	setDefault(fields, "compression", false)
 	setDefault(fields, "dial_timeout", min(defaultDialTimeout, timeout).String())

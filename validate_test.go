@@ -44,8 +44,10 @@ var invalidConfigs = []struct {
 	{"empty targets", `{"targets":[]}`, "targets: at least one target is required"},
 	{"null target", `{"targets":[null]}`, "targets[0]"},
 	{"upstream missing", `{"targets":[{"percent":5}]}`, "targets[0]: upstream is required"},
-	{"upstream scheme", `{"targets":[{"upstream":"ftp://x"}]}`, "upstream \"ftp://x\": scheme must be http or https"},
-	{"upstream without scheme", `{"targets":[{"upstream":"127.0.0.1:9002"}]}`, "upstream"},
+	{"upstream scheme", `{"targets":[{"upstream":"ftp://x"}]}`, "upstream \"ftp://x\": scheme must be http, https or h2c"},
+	{"upstream and upstreams", `{"targets":[{"upstream":"a:1","upstreams":["b:1"]}]}`, "upstream and upstreams are both set"},
+	{"upstreams of two schemes", `{"targets":[{"upstreams":["http://a","https://b"]}]}`, "the same scheme and path prefix"},
+	{"unknown lb policy", `{"targets":[{"upstreams":["a:1","b:1"],"selection_policy":{"policy":"fastest"}}]}`, "lb_policy"},
 	{"upstream without host", `{"targets":[{"upstream":"http:///path"}]}`, "a host is required"},
 	{"upstream with query", `{"targets":[{"upstream":"http://x/?a=1"}]}`, "a query is not allowed"},
 	{"upstream with fragment", `{"targets":[{"upstream":"http://x/#frag"}]}`, "a fragment is not allowed"},
@@ -112,7 +114,7 @@ func TestProvisionDefaults(t *testing.T) {
 		t.Errorf("MaxInFlight = %d, want 1024", h.MaxInFlight)
 	}
 	tg := h.Targets[0]
-	if got := tg.url.String(); got != "https://shadow.internal:9080" {
+	if got := tg.onlyReplica(t).url.String(); got != "https://shadow.internal:9080" {
 		t.Errorf("upstream URL = %s, want https://shadow.internal:9080", got)
 	}
 	if tg.pathPrefix != "/v2" {
@@ -137,7 +139,7 @@ func TestTLSTransportUpgradesHTTPUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	if got := h.Targets[0].url.Scheme; got != "https" {
+	if got := h.Targets[0].onlyReplica(t).url.Scheme; got != "https" {
 		t.Errorf("scheme with a TLS transport = %s, want https", got)
 	}
 }
@@ -169,7 +171,11 @@ func TestTransportWithDefaults(t *testing.T) {
 				raw = json.RawMessage(tc.raw)
 			}
 			timeout := cmp.Or(tc.timeout, 10*time.Second)
-			got, err := transportWithDefaults(raw, tc.https, 256, timeout)
+			scheme := "http"
+			if tc.https {
+				scheme = "https"
+			}
+			got, err := transportWithDefaults(raw, scheme, 256, timeout)
 			if err != nil {
 				t.Fatalf("transportWithDefaults(%s) error: %v", tc.raw, err)
 			}

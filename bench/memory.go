@@ -92,7 +92,7 @@ func allocations(cfg *config, _ *environment) ([]section, error) {
 	if cfg.quick {
 		benchtime = "500x"
 	}
-	rows, err := goBenchmark("BenchmarkServeHTTP", benchtime)
+	rows, err := goBenchmark(".", "BenchmarkServeHTTP", benchtime)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func comparisonCost(cfg *config, _ *environment) ([]section, error) {
 		{"BenchmarkCompareChunked", "JSON chunked, flushed every 2 KiB, capture included"},
 		{"BenchmarkCompareGRPC", "gRPC unary, one message"},
 	} {
-		got, err := goBenchmark(b.name, benchtime)
+		got, err := goBenchmark("./compare", b.name, benchtime)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +135,7 @@ func comparisonCost(cfg *config, _ *environment) ([]section, error) {
 	}
 	sec := section{
 		id: "8", title: "Comparison cost",
-		setup: fmt.Sprintf("`go test -run '^$' -bench 'BenchmarkCompare(Chunked|GRPC)?$' -benchmem -benchtime %s .`: one exchange as a candidate's "+
+		setup: fmt.Sprintf("`go test -run '^$' -bench 'BenchmarkCompare(Chunked|GRPC)?$' -benchmem -benchtime %s ./compare`: one exchange as a candidate's "+
 			"goroutine compares it, with a noise target: the primary's JSON body parsed once, diffed with the candidate's "+
 			"(one field changed) and the secondary's (one id changed), and the result recorded in the report. The chunked variant "+
 			"also captures the primary's response as reverse_proxy writes a Go service's chunked body (a write and a flush per 2 KiB); "+
@@ -147,10 +147,11 @@ func comparisonCost(cfg *config, _ *environment) ([]section, error) {
 	return []section{sec}, nil
 }
 
-// goBenchmark runs one of the plugin's Go benchmarks and returns a row
-// per sub-benchmark: its name, ns/op, B/op and allocs/op.
-func goBenchmark(name, benchtime string) ([][]string, error) {
-	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^"+name+"$", "-benchmem", "-benchtime", benchtime, ".")
+// goBenchmark runs one of the Go benchmarks of the plugin's package pkg
+// and returns a row per sub-benchmark: its name, ns/op, B/op and
+// allocs/op.
+func goBenchmark(pkg, name, benchtime string) ([][]string, error) {
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^"+name+"$", "-benchmem", "-benchtime", benchtime, pkg)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -72,7 +72,7 @@ func (c *Config) unmarshalOption(d *caddyfile.Dispenser) error {
 	default:
 		return d.Errf("unrecognized compare option '%s'", name)
 	}
-	val, err := oneArg(d)
+	val, err := parse.OneArg(d)
 	if err != nil {
 		return err
 	}
@@ -110,16 +110,4 @@ func (c *Config) unmarshalOption(d *caddyfile.Dispenser) error {
 		c.Samples = &n
 	}
 	return nil
-}
-
-// oneArg reads an option's single argument.
-func oneArg(d *caddyfile.Dispenser) (string, error) {
-	if !d.NextArg() {
-		return "", d.ArgErr()
-	}
-	v := d.Val()
-	if d.NextArg() {
-		return "", d.ArgErr()
-	}
-	return v, nil
 }

@@ -8,7 +8,23 @@ import (
 	"strconv"
 
 	"github.com/dustin/go-humanize"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
+
+// OneArg reads a subdirective's single argument, failing with the
+// dispenser's argument error (which names the line) when there is none
+// or more than one.
+func OneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
 
 // Finite parses a decimal number as strconv.ParseFloat does, but refuses
 // NaN and the infinities, which ParseFloat accepts and which no range
