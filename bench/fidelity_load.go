@@ -35,17 +35,22 @@ func bursts(q *requester, n, size int, onBurst func(i int)) load {
 	return t.result(start)
 }
 
-// spaced starts n requests every apart, each on its own connection, and
-// waits for them; one still unanswered timeout after it began is cut off.
+// spaced starts n requests every apart (every 0: all at once), each on
+// its own connection, and waits for them; one still unanswered timeout
+// after it began is cut off.
 func spaced(q *requester, n int, every, timeout time.Duration) load {
 	t := newTally()
 	start := time.Now()
 	var wg sync.WaitGroup
-	tick := time.NewTicker(every) // pacing the requests, not synchronising
-	defer tick.Stop()
+	var tick <-chan time.Time
+	if every > 0 {
+		ticker := time.NewTicker(every) // pacing the requests, not synchronising
+		defer ticker.Stop()
+		tick = ticker.C
+	}
 	for i := range n {
-		if i > 0 {
-			<-tick.C
+		if i > 0 && tick != nil {
+			<-tick
 		}
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -166,13 +166,15 @@ func (r *fidelityRun) readOutcomes(row *fidelityRow) error {
 	return nil
 }
 
-// waitNoCopyInFlight polls Caddy until no copy is in flight, or r.within
-// has passed.
+// waitNoCopyInFlight polls Caddy until no copy to the healthy target is
+// in flight, or r.within has passed: a hung second target's copies
+// (case 7) are not waited for. A copy gives its slot back once its
+// comparison is done, so its compare result is counted by then.
 func (r *fidelityRun) waitNoCopyInFlight() {
 	deadline := time.Now().Add(r.within)
 	for time.Now().Before(deadline) {
 		m, err := scrape(r.p.admin)
-		if err == nil && m.value("caddy_http_mirror_in_flight", nil) == 0 {
+		if err == nil && m.value("caddy_http_mirror_in_flight", r.targetLabels()) == 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond) // polling another process, with a deadline

@@ -45,7 +45,7 @@ func isolationVariants(cfg *config) []variant {
 	for _, kind := range misbehaving {
 		variants = append(variants, variant{name: "caddy mirror, " + kind + " shadow", server: "caddy", mirror: mirrorTo(kind)})
 	}
-	variants = renameNginxBaseline(withNginx(cfg, variants))
+	variants = forQuick(cfg, renameNginxBaseline(withNginx(cfg, variants)))
 	fast := variant{name: "caddy mirror, fast shadow", server: "caddy", mirror: mirrorTo(shadowFast)}
 	variants = append([]variant{caddyBaseline, fast}, variants[1:]...)
 	// How much of a hung shadow's cost is the copies it holds: the same

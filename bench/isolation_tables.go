@@ -124,7 +124,7 @@ func (ir isolationRuns) settledTable(variants []variant) string {
 			fmt.Sprintf("%.0f", median(ms, st(func(s settledState) float64 { return float64(s.held) }))),
 			comparesCell(ms)})
 	}
-	return "After each Caddy variant's load, once no copy was in flight and its goroutines had stayed the same for 3 samples 100 ms apart (medians over the repetitions):\n\n" +
+	return fmt.Sprintf("After each Caddy variant's load, once no copy was in flight and its goroutine count had stayed the same, give or take %d, for %d samples %s apart (medians over the repetitions):\n\n", settleJitter, settleSteady, settleEvery) +
 		mdTable([]string{"variant", "settled after", "copies in flight then", "RSS MiB then (ratio)", "goroutines then", "sockets Caddy holds to the shadow then", "compare results (last run)"}, rows)
 }
 

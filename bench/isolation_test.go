@@ -37,3 +37,26 @@ func TestIsolationRatios(t *testing.T) {
 		t.Fatal("spread is not symmetric")
 	}
 }
+
+// TestForQuick: -quick leaves out nginx's mirror to a shadow that stalls
+// it, and nothing else; the full run keeps every variant.
+func TestForQuick(t *testing.T) {
+	variants := []variant{caddyBaseline,
+		{name: "caddy mirror, hanging shadow", server: "caddy", mirror: mirrorTo(shadowHanging)},
+		{name: "nginx proxy_pass", server: "nginx"},
+		{name: "nginx mirror, fast shadow", server: "nginx", mirror: mirrorTo(shadowFast)},
+		{name: "nginx mirror, hanging shadow", server: "nginx", mirror: mirrorTo(shadowHanging)},
+		{name: "nginx mirror, 1 MiB/s shadow", server: "nginx", mirror: mirrorTo(shadowTrickle)},
+	}
+	if got := forQuick(&config{}, variants); len(got) != len(variants) {
+		t.Fatalf("full run: forQuick kept %d of %d variants", len(got), len(variants))
+	}
+	got := forQuick(&config{quick: true}, variants)
+	var names []string
+	for _, v := range got {
+		names = append(names, v.name)
+	}
+	if len(got) != 4 || got[3].name != "nginx mirror, fast shadow" {
+		t.Fatalf("forQuick(-quick) = %q, want the first four", names)
+	}
+}

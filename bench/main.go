@@ -33,8 +33,9 @@ type config struct {
 	proxyCPUs    string // taskset list for the proxies; "" leaves them unpinned
 	out          string
 	scenarios    []string
-	nginx        string // path of nginx; "" when not used
-	caddy        string // path of the Caddy built for the run
+	nginx        string            // path of nginx; "" when not used
+	caddy        string            // path of the Caddy built for the run
+	testBins     map[string]string // test binaries built for the run, by package ("." or "./compare")
 	soak         soakConfig
 	isolation    isolationConfig
 }
@@ -85,7 +86,8 @@ func main() {
 	cfg.warmup = 500 * time.Millisecond
 	if cfg.quick {
 		cfg.reps, cfg.phase, cfg.memoryPhase, cfg.warmup = 1, time.Second, 3*time.Second, 200*time.Millisecond
-		cfg.isolation = isolationConfig{}
+		// scenario 1 has some twenty variants: half a second each
+		cfg.isolation = isolationConfig{reps: 1, phase: 500 * time.Millisecond}
 	}
 	if cfg.isolation.reps <= 0 {
 		cfg.isolation.reps = cfg.reps
@@ -128,12 +130,8 @@ func run(cfg *config, noNginx bool) error {
 		return err
 	}
 	defer os.RemoveAll(bin)
-	cfg.caddy = filepath.Join(bin, "caddy")
-	log.Printf("building Caddy from ./cmd/caddy")
-	build := exec.Command("go", "build", "-o", cfg.caddy, "./cmd/caddy")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building ./cmd/caddy: %v", err)
+	if err := buildAll(cfg, bin); err != nil {
+		return err
 	}
 
 	env, err := startBackends(cfg.primaryDelay)
@@ -167,6 +165,48 @@ func run(cfg *config, noNginx bool) error {
 	}
 	log.Printf("every scenario completed with no primary errors and every copy accounted for")
 	return nil
+}
+
+// benchPackages are the packages whose Go benchmarks scenarios 7 and 8
+// run, by scenario.
+var benchPackages = map[string]string{"7": ".", "8": "./compare"}
+
+// buildAll builds, into bin, the Caddy under test and the test binaries
+// of the packages whose benchmarks the selected scenarios run, at the same
+// time: each is mostly a link, which uses one core.
+func buildAll(cfg *config, bin string) error {
+	cfg.caddy = filepath.Join(bin, "caddy")
+	cfg.testBins = map[string]string{}
+	builds := map[string]*exec.Cmd{"./cmd/caddy": exec.Command("go", "build", "-o", cfg.caddy, "./cmd/caddy")}
+	for id, pkg := range benchPackages {
+		if slices.Contains(cfg.scenarios, id) {
+			name := "mirror.test" // the root package's, as go test -c names it
+			if pkg != "." {
+				name = filepath.Base(pkg) + ".test"
+			}
+			cfg.testBins[pkg] = filepath.Join(bin, name)
+			builds[pkg+" (its tests)"] = exec.Command("go", "test", "-c", "-o", cfg.testBins[pkg], pkg)
+		}
+	}
+	log.Printf("building Caddy from ./cmd/caddy, and the test binaries of %d package(s)", len(cfg.testBins))
+	errs := make(chan error, len(builds))
+	for what, cmd := range builds {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		go func() {
+			if err := cmd.Run(); err != nil {
+				errs <- fmt.Errorf("building %s: %v", what, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range builds {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // machine describes where the run happened.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"time"
 )
 
@@ -8,8 +9,15 @@ import (
 const settleEvery = 100 * time.Millisecond
 
 // settleSteady is how many samples in a row must show the same goroutine
-// count, once no copy is in flight, for the proxy to have settled.
+// count, give or take settleJitter, once no copy is in flight, for the
+// proxy to have settled.
 const settleSteady = 3
+
+// settleJitter is how far apart two samples' goroutine counts may be and
+// still count as the same: an idle Caddy's count moves by one from scrape
+// to scrape (the scrape's own connection), and an exact match made most
+// runs wait out their deadline.
+const settleJitter = 2
 
 // settledState is the proxy once its load has ended and its copies are
 // gone, or as it was at the deadline.
@@ -23,9 +31,9 @@ type settledState struct {
 }
 
 // settle samples a Caddy every settleEvery after its load has ended until
-// no copy is in flight and its goroutine count has stayed the same for
-// settleSteady samples, or until within has passed, and returns its last
-// sample.
+// no copy is in flight and its goroutine count has stayed within
+// settleJitter of the last sample's for settleSteady samples, or until
+// within has passed, and returns its last sample.
 func settle(p *proxyProcess, shadowPort int, within time.Duration) settledState {
 	start := time.Now()
 	var s settledState
@@ -39,7 +47,7 @@ func settle(p *proxyProcess, shadowPort int, within time.Duration) settledState 
 		s.rss, _ = p.memory()
 		s.held = socketsHeldTo(p.pids(), shadowPort)
 		s.after = time.Since(start)
-		if err == nil && s.inFlight == 0 && s.goroutines == prev {
+		if err == nil && s.inFlight == 0 && math.Abs(s.goroutines-prev) <= settleJitter {
 			steady++
 		} else {
 			steady = 0

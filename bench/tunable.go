@@ -14,12 +14,13 @@ const (
 	// it answers (a Go duration).
 	delayHeader = "X-Bench-Delay"
 	// streamHeader makes it stream its response slowly:
-	// "<duration>@<bytes per second>", as in "30s@102400".
+	// "<duration>@<bytes per second>[/<every>]", as in "30s@102400" or
+	// "5s@820/1.25s": a piece every streamTick, or every <every>.
 	streamHeader = "X-Bench-Stream"
 )
 
 // streamTick is how often the tunable shadow writes a streamed response's
-// next piece.
+// next piece, unless the stream says otherwise.
 const streamTick = 100 * time.Millisecond
 
 // newTunableShadow starts the shadow of scenario 13: it reads the body
@@ -35,12 +36,12 @@ func newTunableShadow() (*backend, error) {
 		}
 		answered := true
 		if spec := r.Header.Get(streamHeader); spec != "" {
-			d, rate, err := parseStream(spec)
+			st, err := parseStream(spec)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			answered = streamSlowly(w, r, d, rate)
+			answered = streamSlowly(w, r, st)
 		} else {
 			_, _ = w.Write(primaryBody)
 		}
@@ -54,46 +55,73 @@ func newTunableShadow() (*backend, error) {
 	}))
 }
 
-// parseStream parses a streamHeader value, "<duration>@<bytes per
-// second>".
-func parseStream(spec string) (d time.Duration, rate int, err error) {
-	ds, rs, ok := strings.Cut(spec, "@")
-	if !ok {
-		return 0, 0, fmt.Errorf("%s %q: want <duration>@<bytes per second>", streamHeader, spec)
-	}
-	if d, err = time.ParseDuration(ds); err != nil || d <= 0 {
-		return 0, 0, fmt.Errorf("%s %q: the duration: %v", streamHeader, spec, err)
-	}
-	if rate, err = strconv.Atoi(rs); err != nil || rate <= 0 {
-		return 0, 0, fmt.Errorf("%s %q: the rate must be a positive number of bytes per second", streamHeader, spec)
-	}
-	return d, rate, nil
+// stream is how the tunable shadow streams a response: rate bytes per
+// second for d, a piece every every.
+type stream struct {
+	d, every time.Duration
+	rate     int
 }
 
-// streamSlowly writes rate bytes per second for d, a piece every
-// streamTick, with a Content-Length, and reports whether every byte was
-// written; it stops when a write fails (the client is gone).
-func streamSlowly(w http.ResponseWriter, r *http.Request, d time.Duration, rate int) bool {
-	ticks := int(d / streamTick)
-	piece := make([]byte, rate*int(streamTick)/int(time.Second))
+// parseStream parses a streamHeader value, "<duration>@<bytes per
+// second>[/<every>]".
+func parseStream(spec string) (stream, error) {
+	st := stream{every: streamTick}
+	ds, rs, ok := strings.Cut(spec, "@")
+	if !ok {
+		return st, fmt.Errorf("%s %q: want <duration>@<bytes per second>[/<every>]", streamHeader, spec)
+	}
+	var err error
+	if st.d, err = time.ParseDuration(ds); err != nil || st.d <= 0 {
+		return st, fmt.Errorf("%s %q: the duration: %v", streamHeader, spec, err)
+	}
+	rs, every, hasEvery := strings.Cut(rs, "/")
+	if hasEvery {
+		if st.every, err = time.ParseDuration(every); err != nil || st.every <= 0 || st.every > st.d {
+			return st, fmt.Errorf("%s %q: the piece interval must be a duration between 0 and the stream's", streamHeader, spec)
+		}
+	}
+	if st.rate, err = strconv.Atoi(rs); err != nil || st.rate <= 0 {
+		return st, fmt.Errorf("%s %q: the rate must be a positive number of bytes per second", streamHeader, spec)
+	}
+	if st.piece() == 0 {
+		return st, fmt.Errorf("%s %q: less than a byte a piece", streamHeader, spec)
+	}
+	return st, nil
+}
+
+// piece is how many bytes each piece of the stream has.
+func (st stream) piece() int {
+	return int(float64(st.rate) * st.every.Seconds())
+}
+
+// streamSlowly sends the headers at once, then st's pieces, one every
+// st.every, the last at st.d, with a Content-Length, and reports whether
+// every byte was written; it stops when a write fails (the client is
+// gone).
+func streamSlowly(w http.ResponseWriter, r *http.Request, st stream) bool {
+	ticks := int(st.d / st.every)
+	piece := make([]byte, st.piece())
 	for i := range piece {
 		piece[i] = 'd'
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(ticks*len(piece)))
 	flusher, _ := w.(http.Flusher)
-	tick := time.NewTicker(streamTick) // pacing the response, not synchronising
+	if flusher != nil {
+		flusher.Flush()
+	}
+	tick := time.NewTicker(st.every) // pacing the response, not synchronising
 	defer tick.Stop()
 	for range ticks {
+		select {
+		case <-tick.C:
+		case <-r.Context().Done():
+			return false
+		}
 		if _, err := w.Write(piece); err != nil {
 			return false
 		}
 		if flusher != nil {
 			flusher.Flush()
-		}
-		select {
-		case <-tick.C:
-		case <-r.Context().Done():
-			return false
 		}
 	}
 	return true

@@ -7,16 +7,25 @@ import (
 	"time"
 )
 
-// TestParseStream: a duration and a rate, or an error saying what is
-// wrong.
+// TestParseStream: a duration, a rate and a piece interval (streamTick by
+// default), or an error saying what is wrong.
 func TestParseStream(t *testing.T) {
-	d, rate, err := parseStream("30s@102400")
-	if err != nil || d != 30*time.Second || rate != 102400 {
-		t.Fatalf("%s %d %v", d, rate, err)
+	for _, c := range []struct {
+		spec  string
+		want  stream
+		piece int
+	}{
+		{"30s@102400", stream{d: 30 * time.Second, every: streamTick, rate: 102400}, 10240},
+		{"5s@820/1.25s", stream{d: 5 * time.Second, every: 1250 * time.Millisecond, rate: 820}, 1025},
+	} {
+		got, err := parseStream(c.spec)
+		if err != nil || got != c.want || got.piece() != c.piece {
+			t.Errorf("parseStream(%q) = %+v (piece %d), %v, want %+v (piece %d)", c.spec, got, got.piece(), err, c.want, c.piece)
+		}
 	}
-	for _, bad := range []string{"30s", "x@1", "1s@0", "1s@-5", "-1s@10", "1s@x"} {
-		if _, _, err := parseStream(bad); err == nil {
-			t.Errorf("%q parsed", bad)
+	for _, bad := range []string{"30s", "x@1", "1s@0", "1s@-5", "-1s@10", "1s@x", "1s@100/0s", "1s@100/2s", "1s@100/x", "1s@5"} {
+		if _, err := parseStream(bad); err == nil {
+			t.Errorf("parseStream(%q) parsed", bad)
 		}
 	}
 }
