@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -71,4 +72,18 @@ func (a *adminAPI) get(path, wantType string) ([]byte, error) {
 // close drops the idle connections to the socket.
 func (a *adminAPI) close() {
 	a.client.CloseIdleConnections()
+}
+
+// load replaces Caddy's config with cfg through POST /load, and returns
+// once Caddy runs it. It sends Cache-Control: must-revalidate, which makes
+// Caddy load a config even when it is the one already running.
+func (a *adminAPI) load(cfg []byte) error {
+	req, err := http.NewRequest(http.MethodPost, "http://localhost/load", bytes.NewReader(cfg))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cache-Control", "must-revalidate")
+	_, err = fetch(a.client, req, a.where("/load"), "")
+	return err
 }

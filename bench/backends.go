@@ -18,33 +18,64 @@ var primaryBody = []byte("hello from v1\n")
 type backend struct {
 	addr     string // host:port
 	received atomic.Int64
+	tags     *tagCounter // requests by tagHeader
 }
 
 // serve starts an HTTP server for h on a free loopback port.
 func serve(h http.Handler) (*backend, error) {
+	return serveCounted(newTagCounter(), h)
+}
+
+// serveCounted starts an HTTP server for h on a free loopback port that
+// counts its requests by tag in tags.
+func serveCounted(tags *tagCounter, h http.Handler) (*backend, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{addr: ln.Addr().String()}
+	b := &backend{addr: ln.Addr().String(), tags: tags}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.received.Add(1)
+		b.tags.add(r.Header.Get(tagHeader), func(n *tagCount) { n.Received++ })
 		h.ServeHTTP(w, r)
 	})}
 	go func() { _ = srv.Serve(ln) }() // until the process exits
 	return b, nil
 }
 
-// newPrimary starts the primary: it reads the body, takes delay, and
-// answers primaryBody.
+// primaryDelayHeader overrides, for one request, how long the primary
+// takes to answer (a Go duration).
+const primaryDelayHeader = "X-Bench-Primary-Delay"
+
+// newPrimary starts the primary: it reads the body, takes delay (or what
+// the request's primaryDelayHeader says), and answers primaryBody, or
+// primaryJSON on primaryJSONPath.
 func newPrimary(delay time.Duration) (*backend, error) {
 	return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		if delay > 0 {
+		if d, err := time.ParseDuration(r.Header.Get(primaryDelayHeader)); err == nil {
+			pause(r, d)
+		} else if delay > 0 {
 			time.Sleep(delay)
+		}
+		if r.URL.Path == primaryJSONPath {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(primaryJSON)
+			return
 		}
 		_, _ = w.Write(primaryBody)
 	}))
+}
+
+// pause waits d, or until the request's client is gone: pacing a
+// backend, not synchronising.
+func pause(r *http.Request, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
 }
 
 // shadow kinds, from healthy to hostile.
@@ -56,7 +87,19 @@ const (
 	shadowResetting = "resetting" // resets every connection
 	shadowFlapping  = "flapping"  // fast, slow, hanging or down, as the soak sets it
 	shadowTrickle   = "trickle"   // reads request bodies at 1 MiB/s
+	shadowTunable   = "tunable"   // answers as the request's X-Bench headers say (scenario 13)
+
+	// hostile shadows (hostile.go)
+	shadowTLSHang         = "tls-hang"          // accepts connections, never completes a TLS handshake
+	shadowHeaderBomb      = "header-bomb"       // answers ~9 MiB of response headers
+	shadowCompareBombJSON = "compare-bomb-json" // answers JSON numbers with huge exponents
+	shadowCompareBombZstd = "compare-bomb-zstd" // answers a zstd frame that declares a 512 MiB window
 )
+
+// shadowKinds are the shadows the backends child starts, besides the
+// flapping one.
+var shadowKinds = []string{shadowFast, shadowSlow, shadowHanging, shadowRefusing, shadowResetting, shadowTrickle,
+	shadowTunable, shadowTLSHang, shadowHeaderBomb, shadowCompareBombJSON, shadowCompareBombZstd}
 
 // newShadow starts a shadow of the given kind.
 func newShadow(kind string) (*backend, error) {
@@ -95,13 +138,21 @@ func newShadow(kind string) (*backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &backend{addr: h.addr()}, nil
+		return &backend{addr: h.addr(), tags: newTagCounter()}, nil
+	case shadowTunable:
+		return newTunableShadow()
+	case shadowTLSHang:
+		return newTLSHangShadow()
+	case shadowHeaderBomb:
+		return newHeaderBombShadow()
+	case shadowCompareBombJSON, shadowCompareBombZstd:
+		return newCompareBombShadow(kind)
 	case shadowResetting:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		b := &backend{addr: ln.Addr().String()}
+		b := &backend{addr: ln.Addr().String(), tags: newTagCounter()}
 		go func() {
 			for {
 				conn, err := ln.Accept()

@@ -20,6 +20,8 @@ type mirrorConfig struct {
 	compare     bool   // compare the shadow's responses with the primary's
 	second      string // a second target's shadow kind; "" for none
 	secondAddr  string // its address, set when the variant is started
+	secondNoise bool   // the second target is the first's compare.noise_from
+	https       bool   // the shadow is an https:// upstream, its certificate not verified
 }
 
 // caddyFrontListen is the front's listen address: port 0, so that Caddy
@@ -34,6 +36,12 @@ const caddyStartTimeout = 30 * time.Second
 // primary, behind the mirror when m is set, its admin endpoint on admin's
 // socket.
 func caddyJSON(admin *adminAPI, primary, shadow string, m *mirrorConfig) ([]byte, error) {
+	return caddyJSONOn(admin, caddyFrontListen, primary, shadow, m)
+}
+
+// caddyJSONOn is caddyJSON with the front on listen: a reload names the
+// port that the first config's port 0 got, so that the front stays put.
+func caddyJSONOn(admin *adminAPI, listen, primary, shadow string, m *mirrorConfig) ([]byte, error) {
 	var handlers []any
 	if m != nil {
 		handlers = append(handlers, mirrorHandler(shadow, m))
@@ -46,7 +54,7 @@ func caddyJSON(admin *adminAPI, primary, shadow string, m *mirrorConfig) ([]byte
 		"admin":   map[string]any{"listen": admin.listenAddress()},
 		"logging": caddyLogging(),
 		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"front": map[string]any{
-			"listen": []string{caddyFrontListen},
+			"listen": []string{listen},
 			"routes": []any{map[string]any{"handle": handlers}},
 		}}}},
 	})
@@ -55,6 +63,10 @@ func caddyJSON(admin *adminAPI, primary, shadow string, m *mirrorConfig) ([]byte
 // mirrorHandler is the mirror handler's JSON for m.
 func mirrorHandler(shadow string, m *mirrorConfig) map[string]any {
 	target := map[string]any{"upstream": "http://" + shadow}
+	if m.https {
+		target["upstream"] = "https://" + shadow
+		target["transport"] = map[string]any{"protocol": "http", "tls": map[string]any{"insecure_skip_verify": true}}
+	}
 	if m.percent != nil {
 		target["percent"] = *m.percent
 	}
@@ -68,6 +80,9 @@ func mirrorHandler(shadow string, m *mirrorConfig) map[string]any {
 	if m.second != "" {
 		target["name"] = "first"
 		mirror["targets"] = []any{target, map[string]any{"name": "second", "upstream": "http://" + m.secondAddr}}
+		if m.compare && m.secondNoise {
+			target["compare"].(map[string]any)["noise_from"] = "second"
+		}
 	}
 	if m.maxBodySize != 0 {
 		mirror["max_body_size"] = m.maxBodySize

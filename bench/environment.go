@@ -110,28 +110,20 @@ func serveBackends(primaryDelay time.Duration) error {
 		return err
 	}
 	addrs := backendAddrs{Primary: primary.addr, Shadows: map[string]string{}}
-	for _, kind := range []string{shadowFast, shadowSlow, shadowHanging, shadowRefusing, shadowResetting, shadowTrickle} {
+	shadows := map[string]*backend{}
+	for _, kind := range shadowKinds {
 		s, err := newShadow(kind)
 		if err != nil {
-			return err
+			return fmt.Errorf("the %s shadow: %v", kind, err)
 		}
-		addrs.Shadows[kind] = s.addr
+		addrs.Shadows[kind], shadows[kind] = s.addr, s
 	}
 	flapping, err := newFlappingShadow()
 	if err != nil {
 		return err
 	}
 	addrs.Shadows[shadowFlapping] = flapping.addr
-	control, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/flapping" {
-			if err := flapping.set(r.URL.Query().Get("mode")); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-			}
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, primary.received.Load())
-	}))
+	control, err := serve(controlHandler(primary, shadows, flapping))
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,11 @@ func (l load) rps() float64 {
 	return float64(l.completed) / l.elapsed.Seconds()
 }
 
+// quantileMs is a latency quantile (0-100) in milliseconds.
+func (l load) quantileMs(q float64) float64 {
+	return float64(l.latency.ValueAtQuantile(q)) / 1000
+}
+
 // firstErrorNote is the first error in parentheses, or "" when none.
 func (l load) firstErrorNote() string {
 	if l.firstError == "" {
@@ -62,7 +67,8 @@ type requester struct {
 	url    string
 	method string
 	body   []byte
-	want   []byte // the primary's body
+	want   []byte      // the primary's body
+	header http.Header // sent with every request; nil for none
 }
 
 // newRequester returns a requester of url over at most conns keep-alive
@@ -85,13 +91,21 @@ func newRequester(url string, conns int, method string, body, want []byte) *requ
 // that fails once ctx has ended was cut off by the load generator itself,
 // and its error wraps errCancelledByLoad.
 func (q *requester) do(ctx context.Context) error {
-	var body io.Reader
-	if q.body != nil {
-		body = bytes.NewReader(q.body)
+	if q.body == nil {
+		return q.doBody(ctx, nil, 0)
 	}
+	return q.doBody(ctx, bytes.NewReader(q.body), int64(len(q.body)))
+}
+
+// doBody is do with a body of its own, of the given length.
+func (q *requester) doBody(ctx context.Context, body io.Reader, length int64) error {
 	req, err := http.NewRequestWithContext(ctx, q.method, q.url, body)
 	if err != nil {
 		return err
+	}
+	req.ContentLength = length
+	for name, values := range q.header {
+		req.Header[name] = values
 	}
 	resp, err := q.client.Do(req)
 	if err != nil {
@@ -202,8 +216,13 @@ func closedLoop(q *requester, conns int, d time.Duration) load {
 // onResult, when not nil, is also given each completed request's due time
 // and latency.
 func openLoop(q *requester, rate float64, conns int, d, grace time.Duration, onResult func(due time.Time, lat time.Duration)) load {
-	interval := time.Duration(float64(time.Second) / rate)
-	n := int(d / interval)
+	return openLoopAt(q, evenSchedule(rate, d), conns, d, grace, onResult)
+}
+
+// openLoopAt is openLoop with the requests due at the offsets of schedule
+// (ascending, all before d) from the start.
+func openLoopAt(q *requester, schedule []time.Duration, conns int, d, grace time.Duration, onResult func(due time.Time, lat time.Duration)) load {
+	n := len(schedule)
 	due := make(chan time.Time, n)
 	sending, stopSending := context.WithTimeout(context.Background(), d+grace)
 	defer stopSending()
@@ -232,8 +251,8 @@ func openLoop(q *requester, rate float64, conns int, d, grace time.Duration, onR
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for i := range n {
-		at := start.Add(time.Duration(i) * interval)
+	for _, offset := range schedule {
+		at := start.Add(offset)
 		timer.Reset(time.Until(at))
 		select {
 		case <-timer.C:

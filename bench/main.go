@@ -33,13 +33,22 @@ type config struct {
 	proxyCPUs    string // taskset list for the proxies; "" leaves them unpinned
 	out          string
 	scenarios    []string
-	nginx        string // path of nginx; "" when not used
-	caddy        string // path of the Caddy built for the run
+	nginx        string            // path of nginx; "" when not used
+	caddy        string            // path of the Caddy built for the run
+	testBins     map[string]string // test binaries built for the run, by package ("." or "./compare")
 	soak         soakConfig
+	isolation    isolationConfig
+}
+
+// isolationConfig is scenario 1's own length, which its tail needs more
+// of than the other scenarios.
+type isolationConfig struct {
+	reps  int           // interleaved repetitions
+	phase time.Duration // each variant's measured phase
 }
 
 func main() {
-	log.SetFlags(0)
+	log.SetFlags(log.Lmicroseconds)
 	log.SetPrefix("bench: ")
 	var cfg config
 	var scenarios string
@@ -50,14 +59,23 @@ func main() {
 	flag.DurationVar(&cfg.primaryDelay, "primary-delay", time.Millisecond, "time the primary takes to answer")
 	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs to pin Caddy and nginx to, as taskset -c takes them (default: not pinned)")
 	flag.StringVar(&cfg.out, "out", "", "folder for RESULTS.md and the charts (default: bench/, or a temporary folder with -quick)")
-	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8,9,10,11,12", "scenarios to run, by number")
+	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8,9,10,11,12,13", "scenarios to run, by number")
 	noNginx := flag.Bool("no-nginx", false, "skip nginx even when it is installed")
 	var soak soakConfig
 	flag.DurationVar(&soak.duration, "soak", 0, "instead of the scenarios, soak the mirror this long while the shadow flaps, and write SOAK.md and soak.png")
 	flag.DurationVar(&soak.every, "flap-every", 30*time.Second, "with -soak: how long the shadow keeps each behaviour")
 	flag.Float64Var(&soak.rate, "soak-rate", 200, "with -soak: requests per second")
+	flag.IntVar(&cfg.isolation.reps, "isolation-reps", 0, "repetitions of scenario 1 (default: -reps)")
+	flag.DurationVar(&cfg.isolation.phase, "isolation-phase", 0, "length of scenario 1's phases (default: -phase)")
 	backendsOnly := flag.Bool("backends", false, "internal: serve the backends for a parent bench process")
+	loadgenOnly := flag.Bool("loadgen", false, "internal: generate one phase's load for a parent bench process")
 	flag.Parse()
+	if *loadgenOnly {
+		if err := runLoadgen(); err != nil {
+			log.Fatalf("load generator: %v", err)
+		}
+		return
+	}
 	if *backendsOnly {
 		if err := serveBackends(cfg.primaryDelay); err != nil {
 			log.Fatalf("backends: %v", err)
@@ -68,6 +86,14 @@ func main() {
 	cfg.warmup = 500 * time.Millisecond
 	if cfg.quick {
 		cfg.reps, cfg.phase, cfg.memoryPhase, cfg.warmup = 1, time.Second, 3*time.Second, 200*time.Millisecond
+		// scenario 1 has some twenty variants: half a second each
+		cfg.isolation = isolationConfig{reps: 1, phase: 500 * time.Millisecond}
+	}
+	if cfg.isolation.reps <= 0 {
+		cfg.isolation.reps = cfg.reps
+	}
+	if cfg.isolation.phase <= 0 {
+		cfg.isolation.phase = cfg.phase
 	}
 	cfg.soak = soak
 	if err := run(&cfg, *noNginx); err != nil {
@@ -104,12 +130,8 @@ func run(cfg *config, noNginx bool) error {
 		return err
 	}
 	defer os.RemoveAll(bin)
-	cfg.caddy = filepath.Join(bin, "caddy")
-	log.Printf("building Caddy from ./cmd/caddy")
-	build := exec.Command("go", "build", "-o", cfg.caddy, "./cmd/caddy")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building ./cmd/caddy: %v", err)
+	if err := buildAll(cfg, bin); err != nil {
+		return err
 	}
 
 	env, err := startBackends(cfg.primaryDelay)
@@ -143,6 +165,48 @@ func run(cfg *config, noNginx bool) error {
 	}
 	log.Printf("every scenario completed with no primary errors and every copy accounted for")
 	return nil
+}
+
+// benchPackages are the packages whose Go benchmarks scenarios 7 and 8
+// run, by scenario.
+var benchPackages = map[string]string{"7": ".", "8": "./compare"}
+
+// buildAll builds, into bin, the Caddy under test and the test binaries
+// of the packages whose benchmarks the selected scenarios run, at the same
+// time: each is mostly a link, which uses one core.
+func buildAll(cfg *config, bin string) error {
+	cfg.caddy = filepath.Join(bin, "caddy")
+	cfg.testBins = map[string]string{}
+	builds := map[string]*exec.Cmd{"./cmd/caddy": exec.Command("go", "build", "-o", cfg.caddy, "./cmd/caddy")}
+	for id, pkg := range benchPackages {
+		if slices.Contains(cfg.scenarios, id) {
+			name := "mirror.test" // the root package's, as go test -c names it
+			if pkg != "." {
+				name = filepath.Base(pkg) + ".test"
+			}
+			cfg.testBins[pkg] = filepath.Join(bin, name)
+			builds[pkg+" (its tests)"] = exec.Command("go", "test", "-c", "-o", cfg.testBins[pkg], pkg)
+		}
+	}
+	log.Printf("building Caddy from ./cmd/caddy, and the test binaries of %d package(s)", len(cfg.testBins))
+	errs := make(chan error, len(builds))
+	for what, cmd := range builds {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		go func() {
+			if err := cmd.Run(); err != nil {
+				errs <- fmt.Errorf("building %s: %v", what, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range builds {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // machine describes where the run happened.

@@ -35,6 +35,14 @@ type phase struct {
 	method   string
 	body     []byte
 	duration time.Duration
+	path     string // the requests' path; "" for /
+	want     []byte // the body the client must get back; nil for primaryBody
+	// ownProcess runs the load generator in a process of its own, and
+	// records the scheduling latencies of it and of the backends.
+	ownProcess bool
+	// settle, when not 0, waits that long at most after the load for
+	// Caddy's copies to end and its goroutines to settle, and records it.
+	settle time.Duration
 }
 
 // measurement is one run of one variant under one phase.
@@ -47,8 +55,14 @@ type measurement struct {
 	peakRSS  int64         // the proxy's VmHWM at the end
 	samples  []sample
 	outcomes map[string]float64 // mirror outcomes from Caddy's /metrics
+	compares map[string]float64 // compare results from Caddy's /metrics
 	inFlight float64
 	reached  int64 // requests that reached the primary during the run
+
+	loadSched  schedHistogram // the load generator's scheduling latencies over the phase
+	backSched  schedHistogram // the backends', with ownProcess
+	proxySched float64        // Caddy's p99 from go_sched_latencies_seconds, seconds; -1 when /metrics has none
+	settled    settledState   // with settle
 }
 
 // cpuPer1k is the proxy's CPU time per 1,000 completed requests.
@@ -57,11 +71,6 @@ func (m measurement) cpuPer1k() time.Duration {
 		return 0
 	}
 	return m.cpu * 1000 / time.Duration(m.completed)
-}
-
-// quantileMs is a latency quantile (0-100) in milliseconds.
-func (m measurement) quantileMs(q float64) float64 {
-	return float64(m.latency.ValueAtQuantile(q)) / 1000
 }
 
 // peak returns the largest value of f over the samples.
@@ -104,20 +113,34 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 		return measurement{}, err
 	}
 	defer p.stop()
-	q := newRequester(p.url, ph.conns, ph.method, ph.body, primaryBody)
-	defer q.close()
-	closedLoop(q, ph.conns, cfg.warmup)
+	drv, err := startDriver(p.url, ph, cfg.warmup)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer drv.close()
 
+	var m measurement
+	var backSched0 schedHistogram
+	if ph.ownProcess {
+		if backSched0, err = env.schedLatencies(); err != nil {
+			return m, err
+		}
+	}
 	cpu0, back0 := p.cpuTime(), env.cpuTime()
 	sys0, sw0 := p.kernelWork()
-	obs := observe(p, shadow, sampleEvery)
-	var m measurement
-	if ph.open {
-		m.load = openLoop(q, ph.rate, ph.conns, ph.duration, 2*time.Second, nil)
-	} else {
-		m.load = closedLoop(q, ph.conns, ph.duration)
-	}
+	obs := startObserver(p, shadow, sampleEvery, ph.ownProcess)
+	m.load, m.loadSched, err = drv.run()
 	m.samples = obs.finish()
+	if err != nil {
+		return m, err
+	}
+	if ph.ownProcess {
+		backSched1, err := env.schedLatencies()
+		if err != nil {
+			return m, err
+		}
+		m.backSched = backSched1.since(backSched0)
+	}
 	m.cpu, m.backCPU = p.cpuTime()-cpu0, env.cpuTime()-back0
 	sys1, sw1 := p.kernelWork()
 	m.syscalls, m.switches = sys1-sys0, sw1-sw0
@@ -140,10 +163,15 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 				return m, err
 			}
 			m.outcomes = metrics.outcomes()
+			m.compares = metrics.byLabel("caddy_http_mirror_compare_total", "result")
 			m.inFlight = metrics.value("caddy_http_mirror_in_flight", nil)
+			m.proxySched = metrics.histogramQuantile("go_sched_latencies_seconds", 0.99)
 			if m.accounted() >= float64(m.reached) {
 				break
 			}
+		}
+		if ph.settle > 0 {
+			m.settled = settle(p, portOf(shadow), ph.settle)
 		}
 	}
 	return m, nil
@@ -171,16 +199,25 @@ func interleave(cfg *config, env *environment, variants []variant, phaseOf func(
 	res := results{}
 	for rep := range cfg.reps {
 		for _, v := range variants {
-			m, err := measure(cfg, env, v, phaseOf(v), sampleEvery)
+			m, err := measureLogged(cfg, env, v, phaseOf(v), sampleEvery, rep)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %v", v.name, err)
+				return nil, err
 			}
-			log.Printf("  %-28s rep %d: %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d%s",
-				v.name, rep+1, m.rps(), m.quantileMs(50), m.quantileMs(99), m.errors, cancelledNote(m.load))
 			res[v.name] = append(res[v.name], m)
 		}
 	}
 	return res, nil
+}
+
+// measureLogged measures one variant once and logs what it measured.
+func measureLogged(cfg *config, env *environment, v variant, ph phase, sampleEvery time.Duration, rep int) (measurement, error) {
+	m, err := measure(cfg, env, v, ph, sampleEvery)
+	if err != nil {
+		return m, fmt.Errorf("%s: %v", v.name, err)
+	}
+	log.Printf("  %-28s rep %d: %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d%s",
+		v.name, rep+1, m.rps(), m.quantileMs(50), m.quantileMs(99), m.errors, cancelledNote(m.load))
+	return m, nil
 }
 
 // cancelledNote says how many requests the load generator cut off itself,

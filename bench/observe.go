@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +22,7 @@ type sample struct {
 	goroutines float64
 	shadowOpen int // sockets to the shadow not in TIME_WAIT
 	timeWait   int // sockets to the shadow in TIME_WAIT
+	held       int // sockets to the shadow among the proxy's descriptors; sampled by observeHeld only
 }
 
 // observer samples the proxy every interval until stopped.
@@ -33,10 +33,21 @@ type observer struct {
 	done    chan struct{}
 }
 
+// observe samples the proxy's memory, goroutines and the sockets to the
+// shadow every interval.
 func observe(p *proxyProcess, shadowAddr string, interval time.Duration) *observer {
+	return startObserver(p, shadowAddr, interval, false)
+}
+
+// observeHeld is observe that also counts the sockets to the shadow among
+// the proxy's own descriptors, which costs a readlink per descriptor.
+func observeHeld(p *proxyProcess, shadowAddr string, interval time.Duration) *observer {
+	return startObserver(p, shadowAddr, interval, true)
+}
+
+func startObserver(p *proxyProcess, shadowAddr string, interval time.Duration, held bool) *observer {
 	o := &observer{stop: make(chan struct{}), done: make(chan struct{})}
-	_, portStr, _ := strings.Cut(shadowAddr, ":")
-	port, _ := strconv.Atoi(portStr)
+	port := portOf(shadowAddr)
 	start := time.Now()
 	go func() {
 		defer close(o.done)
@@ -47,6 +58,9 @@ func observe(p *proxyProcess, shadowAddr string, interval time.Duration) *observ
 			s := sample{at: time.Since(start)}
 			s.rss, _ = p.memory()
 			s.shadowOpen, s.timeWait = socketsTo(port)
+			if held {
+				s.held = socketsHeldTo(p.pids(), port)
+			}
 			if p.admin != nil {
 				m, err := scrape(p.admin)
 				if err == nil {
@@ -156,17 +170,58 @@ func (m metrics) value(name string, want map[string]string) float64 {
 // outcomes returns caddy_http_mirror_requests_total by outcome, without
 // the zeros.
 func (m metrics) outcomes() map[string]float64 {
+	return m.byLabel("caddy_http_mirror_requests_total", "outcome")
+}
+
+// byLabel sums a counter's samples by the value of one label, without the
+// zeros.
+func (m metrics) byLabel(name, label string) map[string]float64 {
+	return m.byLabelWhere(name, label, nil)
+}
+
+// byLabelWhere is byLabel over the samples whose labels include want.
+func (m metrics) byLabelWhere(name, label string, want map[string]string) map[string]float64 {
 	out := map[string]float64{}
-	f, ok := m["caddy_http_mirror_requests_total"]
+	f, ok := m[name]
 	if !ok {
 		return out
 	}
 	for _, metric := range f.GetMetric() {
+		labels := map[string]string{}
 		for _, l := range metric.GetLabel() {
-			if l.GetName() == "outcome" && metric.GetCounter().GetValue() > 0 {
-				out[l.GetValue()] += metric.GetCounter().GetValue()
-			}
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range want {
+			match = match && labels[k] == v
+		}
+		if v, ok := labels[label]; ok && match && metric.GetCounter().GetValue() > 0 {
+			out[v] += metric.GetCounter().GetValue()
 		}
 	}
 	return out
+}
+
+// has reports whether the scrape has a metric of that name.
+func (m metrics) has(name string) bool {
+	_, ok := m[name]
+	return ok
+}
+
+// histogramQuantile returns quantile q (0–1) of a histogram's first
+// series, as the upper bound of the bucket that holds it, or -1 when the
+// scrape has no such histogram.
+func (m metrics) histogramQuantile(name string, q float64) float64 {
+	f, ok := m[name]
+	if !ok || len(f.GetMetric()) == 0 || f.GetMetric()[0].GetHistogram() == nil {
+		return -1
+	}
+	h := f.GetMetric()[0].GetHistogram()
+	rank := q * float64(h.GetSampleCount())
+	for _, b := range h.GetBucket() {
+		if float64(b.GetCumulativeCount()) >= rank {
+			return b.GetUpperBound()
+		}
+	}
+	return -1
 }

@@ -41,6 +41,7 @@ func streamedMemory(cfg *config, env *environment) ([]section, error) {
 		variants = append(variants, variant{name: "nginx proxy_pass", server: "nginx"},
 			variant{name: "nginx mirror, hanging shadow", server: "nginx", mirror: mirrorTo(shadowHanging)})
 	}
+	variants = forQuick(cfg, variants)
 	// One long run each: the point is the shape of RSS over time.
 	one := *cfg
 	one.reps = 1
