@@ -24,6 +24,7 @@ import (
 //	    threshold              <percentage-points>
 //	    samples                <n>
 //	    samples_include_query
+//	    redact                 <json-pointers|header-names...>
 //	    endpoint               [<method>] <path-pattern>
 //	    endpoint_from          <placeholder>
 //	    max_endpoints          <n>
@@ -52,24 +53,24 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func (c *Config) unmarshalOption(d *caddyfile.Dispenser) error {
 	name := d.Val()
 	switch name {
-	case "headers", "ignore":
+	case "headers", "ignore", "redact":
 		args := d.RemainingArgs()
 		if len(args) == 0 {
 			return d.ArgErr()
 		}
 		for _, a := range args {
-			check := checkHeaderName
-			if name == "ignore" {
-				check = checkPointer
-			}
+			check := map[string]func(string) error{"headers": checkHeaderName, "ignore": checkPointer, "redact": checkRedact}[name]
 			if err := check(a); err != nil {
 				return d.Errf("invalid %s '%s': %v", name, a, err)
 			}
 		}
-		if name == "headers" {
+		switch name {
+		case "headers":
 			c.Headers = append(c.Headers, args...)
-		} else {
+		case "ignore":
 			c.Ignore = append(c.Ignore, args...)
+		default:
+			c.Redact = append(c.Redact, args...)
 		}
 		return nil
 	case "endpoint":

@@ -133,6 +133,7 @@ func (c *Comparer) judge(ex *Exchange, primary, shadow, noise *Response) recorde
 	defer p.release()
 	defer s.release()
 	diffs, truncated := diffResponses(cfg, &p, &s)
+	cfg.redaction.apply(diffs) // before a sample or a log line holds them
 	o := observation{
 		method:        ex.method,
 		path:          ex.path,

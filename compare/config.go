@@ -123,6 +123,15 @@ type Config struct {
 	// latency is judged. Must be at least 5. Default: 20.
 	LatencyMinSamples int `json:"latency_min_samples,omitempty"`
 
+	// What kept samples and mismatch log lines must not show: JSON
+	// pointers (a "*" segment matches any array index or object key),
+	// whose values and everything under them are replaced with
+	// "[redacted]", and response header names, whose values are. The
+	// fields are still compared. The values of Authorization,
+	// Proxy-Authorization, Cookie and Set-Cookie are always redacted.
+	// Default: none besides those.
+	Redact []string `json:"redact,omitempty"`
+
 	compareStatus bool
 	headerNames   []string // canonical
 	ignore        []pointerPattern
@@ -130,6 +139,7 @@ type Config struct {
 	samples       int
 	endpointMux   *http.ServeMux
 	latency       latencyThresholds
+	redaction     redaction
 }
 
 const (
@@ -166,6 +176,7 @@ func (c *Config) Provision() {
 	for _, p := range c.Ignore {
 		c.ignore = append(c.ignore, parsePointerPattern(p))
 	}
+	c.redaction = newRedaction(c.Redact)
 	c.endpointMux, _ = compileEndpoints(c.Endpoints) // Validate reports its error
 	if c.MaxEndpoints == 0 {
 		c.MaxEndpoints = defaultMaxEndpoints
@@ -210,6 +221,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("compare.headers[%d]: %q %v", i, name, err)
 		}
 	}
+	for i, v := range c.Redact {
+		if err := checkRedact(v); err != nil {
+			return fmt.Errorf("compare.redact[%d]: %q %v", i, v, err)
+		}
+	}
 	if _, err := compileEndpoints(c.Endpoints); err != nil {
 		return err
 	}
@@ -252,6 +268,18 @@ func checkPointer(p string) error {
 func checkHeaderName(name string) error {
 	if !httpguts.ValidHeaderFieldName(name) {
 		return fmt.Errorf("is not a header field name")
+	}
+	return nil
+}
+
+// checkRedact checks a value of compare.redact: a JSON pointer, or a
+// header field name.
+func checkRedact(v string) error {
+	if strings.HasPrefix(v, "/") {
+		return nil
+	}
+	if checkHeaderName(v) != nil {
+		return fmt.Errorf("is neither a JSON pointer nor a header field name")
 	}
 	return nil
 }

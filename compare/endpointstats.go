@@ -49,7 +49,8 @@ func (r *comparisonReport) endpointOf(o *observation) (name string, renamed []st
 		name, learnt = otherEndpoints, false
 	}
 	if r.endpoints[name] == nil {
-		r.endpoints[name] = &endpointStats{learnt: learnt}
+		// judged on its first exchange, so that its series has a value
+		r.endpoints[name] = &endpointStats{learnt: learnt, sinceLatency: latencyJudgeEvery - 1}
 	}
 	return name, renamed
 }
