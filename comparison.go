@@ -109,6 +109,9 @@ func (h *Handler) prepareComparison(r *http.Request, copies []pendingCopy) ([]pe
 		if t := copies[i].target; t.comparison.captures {
 			copies[i].ex = ex
 			copies[i].response = ex.AddResponse(t.comparison.keep)
+			if t.Compare != nil {
+				copies[i].response.SetEndpointHint(t.Compare.EndpointHint(r))
+			}
 		}
 	}
 	for i := range copies {

@@ -53,7 +53,7 @@ func TestCompareMetricsDiffyStyle(t *testing.T) {
 
 	compared := map[string]float64{}
 	for _, s := range scrapeFamily(t, "caddy_http_mirror_compared_total") {
-		compared[s.labels["target"]+" noise="+s.labels["noise"]] = s.value
+		compared[s.labels["target"]+" noise="+s.labels["noise"]] += s.value // over the endpoints
 	}
 	if compared["candidate noise=true"] != float64(c.WithNoise) || compared["candidate noise=false"] != float64(c.Compared-c.WithNoise) {
 		t.Errorf("caddy_http_mirror_compared_total %v, want the report's %d with noise of %d", compared, c.WithNoise, c.Compared)
@@ -64,7 +64,7 @@ func TestCompareMetricsDiffyStyle(t *testing.T) {
 		if s.labels["target"] != "candidate" {
 			t.Errorf("field differences for target %q: %v", s.labels["target"], s.labels)
 		}
-		map[string]map[string]float64{"shadow": shadow, "noise": noise}[s.labels["source"]][s.labels["field"]] = s.value
+		map[string]map[string]float64{"shadow": shadow, "noise": noise}[s.labels["source"]][s.labels["field"]] += s.value
 	}
 	total := float64(perPath * len(paths))
 	if float64(c.Compared) != total || len(c.Fields) == 0 {
@@ -84,7 +84,7 @@ func TestCompareMetricsDiffyStyle(t *testing.T) {
 
 	pairs := map[string]float64{}
 	for _, s := range scrapeFamily(t, "caddy_http_mirror_status_pairs_total") {
-		pairs[s.labels["primary_code"]+"→"+s.labels["shadow_code"]] = s.value
+		pairs[s.labels["primary_code"]+"→"+s.labels["shadow_code"]] += s.value
 	}
 	if want := map[string]float64{"200→200": 3 * perPath, "200→500": perPath}; fmt.Sprint(pairs) != fmt.Sprint(want) {
 		t.Errorf("status pairs %v, want %v", pairs, want)

@@ -184,7 +184,11 @@ func TestE2E_CompareDiffyStyle(t *testing.T) {
 	if got := scrape(t, "caddy_http_mirror_compare_total", map[string]string{"target": "candidate", "result": "mismatch"}); got != float64(3*perPath) {
 		t.Errorf("caddy_http_mirror_compare_total{result=mismatch} = %v, want %d", got, 3*perPath)
 	}
-	if got := scrape(t, "caddy_http_mirror_latency_ratio", map[string]string{"target": "candidate"}); got != float64(total) {
+	latencyRatios := 0.0
+	for _, e := range []string{"GET /reviews/{id}", "GET /fail", "GET /health"} {
+		latencyRatios += scrape(t, "caddy_http_mirror_latency_ratio", map[string]string{"target": "candidate", "endpoint": e})
+	}
+	if got := latencyRatios; got != float64(total) {
 		t.Errorf("caddy_http_mirror_latency_ratio has %v observations, want %d", got, total)
 	}
 

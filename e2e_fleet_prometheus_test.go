@@ -169,8 +169,8 @@ func (p *promServer) rules(t *testing.T) map[string]string {
 			}
 		}
 	}
-	if n != 12 || len(alerts) != 3 {
-		t.Errorf("prometheus loaded %d rules, %d of them alerts; want the 12 and 3 of rules.yml", n, len(alerts))
+	if n != 20 || len(alerts) != 5 {
+		t.Errorf("prometheus loaded %d rules, %d of them alerts; want the 20 and 5 of rules.yml", n, len(alerts))
 	}
 	return alerts
 }

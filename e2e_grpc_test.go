@@ -220,6 +220,15 @@ http://:0 {
 	}) {
 		t.Errorf("status pairs %+v, want OK → UNAVAILABLE %d times", c.StatusPairs, unavailable)
 	}
+	// each method is an endpoint: Check regresses, Watch does not
+	endpoints := map[string]compare.EndpointReport{}
+	for _, e := range c.Endpoints {
+		endpoints[e.Endpoint] = e
+	}
+	check, watch := endpoints["POST /grpc.health.v1.Health/Check"], endpoints["POST /grpc.health.v1.Health/Watch"]
+	if len(endpoints) != 2 || check.Verdict != compare.VerdictRegression || watch.Compared != repeats || watch.Mismatches != 0 {
+		t.Errorf("endpoints %+v, want Check a regression and Watch %d exchanges without one\n%s", c.Endpoints, repeats, raw)
+	}
 }
 
 // startTLSHealthServer serves a healthService in grpc-go over TLS (h2) on

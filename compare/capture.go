@@ -35,6 +35,9 @@ type Response struct {
 	trailer    http.Header // the trailers, once the body has ended
 	duration   time.Duration
 	finished   bool // done is closed; touched only by the owner
+	// the endpoint named by the target's endpoint_from, resolved on the
+	// request path
+	endpointHint string
 }
 
 func newResponse(keep int64) *Response {

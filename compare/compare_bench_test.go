@@ -68,7 +68,7 @@ func BenchmarkCompare(b *testing.B) {
 			b.SetBytes(int64(primary.body.Len()))
 			b.ReportAllocs()
 			for b.Loop() {
-				if result, _ := candidate.judge(ex, primary, shadow, noise); result != mismatch {
+				if result := candidate.judge(ex, primary, shadow, noise).result; result != mismatch {
 					b.Fatalf("result %v, want mismatch", result)
 				}
 			}
@@ -104,7 +104,7 @@ func BenchmarkCompareChunked(b *testing.B) {
 					rest = rest[n:]
 				}
 				w.settle(false)
-				if result, _ := candidate.judge(ex, primary, shadow, noise); result != mismatch {
+				if result := candidate.judge(ex, primary, shadow, noise).result; result != mismatch {
 					b.Fatalf("result %v, want mismatch", result)
 				}
 				primary.releaseBody()
@@ -152,7 +152,7 @@ func BenchmarkCompareGRPC(b *testing.B) {
 				// each exchange has its own captures, as in the mirror
 				primary, noise := capturedGRPC(message, "0"), capturedGRPC(message, "0")
 				shadow := capturedGRPC(tc.shadowMessage, tc.shadowStatus)
-				if result, _ := candidate.judge(ex, primary, shadow, noise); result != tc.want {
+				if result := candidate.judge(ex, primary, shadow, noise).result; result != tc.want {
 					b.Fatalf("result %v, want %v", result, tc.want)
 				}
 			}

@@ -2,7 +2,6 @@ package compare
 
 import (
 	"context"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -107,17 +106,18 @@ func (c *Comparer) Compare(ctx context.Context, ex *Exchange, shadow, noise *Res
 		}
 	}
 
-	result, verdicts := c.judge(ex, primary, shadow, noise)
-	c.compared(result, shadow.duration, primary.duration)
-	if result == mismatch {
+	rec := c.judge(ex, primary, shadow, noise)
+	c.metrics.results[rec.result].Inc()
+	if rec.result == mismatch {
 		if ce := c.logger.Check(zapcore.InfoLevel, "mirror response differs"); ce != nil {
 			ce.Write(
 				zap.String("target", c.name),
+				zap.String("endpoint", rec.endpoint),
 				zap.String("method", ex.method),
 				zap.String("uri", ex.sampleURI(c.cfg)),
 				zap.Int("primary_status", primary.status),
 				zap.Int("shadow_status", shadow.status),
-				zap.Any("differences", verdicts),
+				zap.Any("differences", rec.verdicts),
 			)
 		}
 	}
@@ -125,49 +125,43 @@ func (c *Comparer) Compare(ctx context.Context, ex *Exchange, shadow, noise *Res
 
 // judge compares a shadow's response, and the noise target's when there
 // is one, with the primary's, records the exchange in the report and the
-// series, and returns its result and the verdict on each difference.
-func (c *Comparer) judge(ex *Exchange, primary, shadow, noise *Response) (compareResult, []fieldVerdict) {
+// series, and returns its result, its endpoint and the verdict on each
+// difference.
+func (c *Comparer) judge(ex *Exchange, primary, shadow, noise *Response) recorded {
 	cfg := c.cfg
 	p, s := decode(primary, cfg.MaxBodySize), decode(shadow, cfg.MaxBodySize)
 	defer p.release()
 	defer s.release()
 	diffs, truncated := diffResponses(cfg, &p, &s)
-	var noiseDiffs []difference
-	if noise != nil {
-		n := decode(noise, cfg.MaxBodySize)
-		noiseDiffs, _ = diffResponses(cfg, &p, &n)
-		n.release()
-	}
-	var primaryGRPC, shadowGRPC string
-	if isGRPC(p.header.Get("Content-Type")) {
-		primaryGRPC, shadowGRPC = grpcStatus(&p), grpcStatus(&s)
-	}
+	cfg.redaction.apply(diffs) // before a sample or a log line holds them
 	o := observation{
 		method:        ex.method,
+		path:          ex.path,
 		uri:           ex.sampleURI(cfg),
 		primaryStatus: primary.status,
 		shadowStatus:  shadow.status,
-		primaryGRPC:   primaryGRPC,
-		shadowGRPC:    shadowGRPC,
 		primaryTime:   primary.duration,
 		shadowTime:    shadow.duration,
 		diffs:         diffs,
-		noiseDiffs:    noiseDiffs,
+		fields:        distinctFields(diffs),
 		hadNoise:      noise != nil,
 		truncated:     truncated,
 	}
-	result, verdicts := c.report.record(o)
-	c.metrics.observe(o)
-	return result, verdicts
-}
-
-// compared counts the result of a comparison, and how long the shadow
-// took relative to the primary.
-func (c *Comparer) compared(r compareResult, shadow, primary time.Duration) {
-	c.metrics.results[r].Inc()
-	if primary > 0 {
-		c.metrics.latencyRatio.Observe(float64(shadow) / float64(primary))
+	if noise != nil {
+		n := decode(noise, cfg.MaxBodySize)
+		noiseDiffs, _ := diffResponses(cfg, &p, &n)
+		n.release()
+		o.noiseFields = distinctFields(noiseDiffs)
+		o.noiseTime = noise.duration
 	}
+	grpc := isGRPC(p.header.Get("Content-Type"))
+	if grpc {
+		o.primaryGRPC, o.shadowGRPC = grpcStatus(&p), grpcStatus(&s)
+	}
+	o.endpoint = cfg.namedEndpoint(ex.method, ex.path, shadow.endpointHint, grpc)
+	rec := c.report.record(&o)
+	c.metrics.observe(&o, &rec)
+	return rec
 }
 
 // skip counts an exchange that was not compared.

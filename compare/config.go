@@ -21,8 +21,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // Config configures how a target's responses are compared with the
@@ -82,17 +85,70 @@ type Config struct {
 	// include request or response credentials. Default: false.
 	SamplesIncludeQuery bool `json:"samples_include_query,omitempty"`
 
+	// Endpoint patterns, in net/http.ServeMux's syntax ("GET
+	// /users/{id}", "/static/{file...}"; no host): an exchange whose
+	// request matches one is counted under that endpoint, by ServeMux's
+	// precedence; a pattern without a method is named with the request's
+	// method. Default: none; templates are learnt from the paths.
+	Endpoints []string `json:"endpoints,omitempty"`
+
+	// A placeholder that names the request's endpoint, such as
+	// {http.request.header.Canonical-Resource}; when it is empty for a
+	// request, the patterns and learning apply. Default: none.
+	EndpointFrom string `json:"endpoint_from,omitempty"`
+
+	// How many endpoints the target counts; the exchanges of further
+	// endpoints are counted under "(other endpoints)". Must be between 1
+	// and 1000. Default: 64.
+	MaxEndpoints int `json:"max_endpoints,omitempty"`
+
+	// How many distinct literal values a path segment may take under the
+	// same prefix before the learnt templates make it a parameter,
+	// {param}. Segments that look like ids (numbers, UUIDs, dates, long
+	// hex or base64 tokens) are parameters from the start. Must not be
+	// negative. Default: 32.
+	EndpointCardinality int `json:"endpoint_cardinality,omitempty"`
+
+	// By how many percent an endpoint's median latency must differ from
+	// the primary's, and from the noise target's with noise_from, to be a
+	// latency regression or improvement. Must not be negative. Default: 10.
+	LatencyThreshold *float64 `json:"latency_threshold,omitempty"`
+
+	// By how much an endpoint's median latency must differ, besides
+	// latency_threshold, to be a latency regression or improvement. Must
+	// not be negative. Default: 5ms.
+	LatencyMinDifference caddy.Duration `json:"latency_min_difference,omitempty"`
+
+	// How many exchanges an endpoint needs, on each side, before its
+	// latency is judged. Must be at least 5. Default: 20.
+	LatencyMinSamples int `json:"latency_min_samples,omitempty"`
+
+	// What kept samples and mismatch log lines must not show: JSON
+	// pointers (a "*" segment matches any array index or object key),
+	// whose values and everything under them are replaced with
+	// "[redacted]", and response header names, whose values are. The
+	// fields are still compared. The values of Authorization,
+	// Proxy-Authorization, Cookie and Set-Cookie are always redacted.
+	// Default: none besides those.
+	Redact []string `json:"redact,omitempty"`
+
 	compareStatus bool
 	headerNames   []string // canonical
 	ignore        []pointerPattern
 	threshold     float64
 	samples       int
+	endpointMux   *http.ServeMux
+	latency       latencyThresholds
+	redaction     redaction
 }
 
 const (
 	defaultCompareBodySize = 1 << 20
 	defaultThreshold       = 5
 	defaultSamples         = 50
+	defaultLatencyPercent  = 10
+	defaultLatencyMinDiff  = 5 * time.Millisecond
+	defaultLatencySamples  = 20
 )
 
 // Provision sets c's defaults and parses its patterns.
@@ -119,6 +175,24 @@ func (c *Config) Provision() {
 	c.ignore = c.ignore[:0]
 	for _, p := range c.Ignore {
 		c.ignore = append(c.ignore, parsePointerPattern(p))
+	}
+	c.redaction = newRedaction(c.Redact)
+	c.endpointMux, _ = compileEndpoints(c.Endpoints) // Validate reports its error
+	if c.MaxEndpoints == 0 {
+		c.MaxEndpoints = defaultMaxEndpoints
+	}
+	if c.EndpointCardinality == 0 {
+		c.EndpointCardinality = defaultCardinality
+	}
+	c.latency = latencyThresholds{percent: defaultLatencyPercent, minDiff: defaultLatencyMinDiff, minSamples: defaultLatencySamples}
+	if c.LatencyThreshold != nil {
+		c.latency.percent = *c.LatencyThreshold
+	}
+	if c.LatencyMinDifference != 0 {
+		c.latency.minDiff = time.Duration(c.LatencyMinDifference)
+	}
+	if c.LatencyMinSamples != 0 {
+		c.latency.minSamples = c.LatencyMinSamples
 	}
 }
 
@@ -147,6 +221,29 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("compare.headers[%d]: %q %v", i, name, err)
 		}
 	}
+	for i, v := range c.Redact {
+		if err := checkRedact(v); err != nil {
+			return fmt.Errorf("compare.redact[%d]: %q %v", i, v, err)
+		}
+	}
+	if _, err := compileEndpoints(c.Endpoints); err != nil {
+		return err
+	}
+	if c.MaxEndpoints < 0 || c.MaxEndpoints > maxMaxEndpoints {
+		return fmt.Errorf("compare.max_endpoints must be between 1 and %d, got %d", maxMaxEndpoints, c.MaxEndpoints)
+	}
+	if c.EndpointCardinality < 0 {
+		return fmt.Errorf("compare.endpoint_cardinality must not be negative, got %d", c.EndpointCardinality)
+	}
+	if c.LatencyThreshold != nil && !(*c.LatencyThreshold >= 0) {
+		return fmt.Errorf("compare.latency_threshold must not be negative, got %v", *c.LatencyThreshold)
+	}
+	if c.LatencyMinDifference < 0 {
+		return fmt.Errorf("compare.latency_min_difference must not be negative, got %v", time.Duration(c.LatencyMinDifference))
+	}
+	if c.LatencyMinSamples != 0 && c.LatencyMinSamples < minLatencySamples {
+		return fmt.Errorf("compare.latency_min_samples must be at least %d, got %d", minLatencySamples, c.LatencyMinSamples)
+	}
 	return nil
 }
 
@@ -171,6 +268,18 @@ func checkPointer(p string) error {
 func checkHeaderName(name string) error {
 	if !httpguts.ValidHeaderFieldName(name) {
 		return fmt.Errorf("is not a header field name")
+	}
+	return nil
+}
+
+// checkRedact checks a value of compare.redact: a JSON pointer, or a
+// header field name.
+func checkRedact(v string) error {
+	if strings.HasPrefix(v, "/") {
+		return nil
+	}
+	if checkHeaderName(v) != nil {
+		return fmt.Errorf("is neither a JSON pointer nor a header field name")
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package compare
 
 import (
-	"cmp"
 	"slices"
 	"sync"
 	"time"
@@ -48,39 +47,42 @@ const (
 	// latencyWindow is how many of the latest durations are kept per
 	// target for the report's percentiles.
 	latencyWindow = 1024
-	// maxFields and maxStatusPairs bound what a report counts; past them,
-	// new fields are counted as otherFields and new status pairs are not
-	// counted.
-	maxFields      = 256
-	maxStatusPairs = 64
-	otherFields    = "(other fields)"
+	// maxFields and maxStatusPairs bound what a target's tally counts,
+	// and maxEndpointFields and maxEndpointPairs an endpoint's (see
+	// tallyLimits).
+	maxFields         = 256
+	maxStatusPairs    = 64
+	maxEndpointFields = 64
+	maxEndpointPairs  = 16
+	otherFields       = "(other fields)"
+)
+
+var (
+	targetLimits   = tallyLimits{maxFields, maxStatusPairs}
+	endpointLimits = tallyLimits{maxEndpointFields, maxEndpointPairs}
 )
 
 // comparisonReport accumulates one target's comparisons for the admin
-// API. Everything it keeps is counts, the latest durations, and at most
-// samples exchanges, each with values cut to maxValueLen bytes.
+// API. Everything it keeps is counts, the latest durations, its learnt
+// path templates, and at most samples exchanges, each with values cut to
+// maxValueLen bytes.
 type comparisonReport struct {
 	mu         sync.Mutex
 	upstream   string
 	noiseFrom  string
 	threshold  float64
 	maxSamples int
+	latency    latencyThresholds
 
-	compared  int64 // exchanges whose responses were compared
-	withNoise int64 // of those, the exchanges with a noise response
-	results   [numCompareResults]int64
-	fields    map[string]*fieldCounts
-	statuses  map[statusPair]int64
-	latencies latencyRing
-	samples   []sample // a ring, oldest at nextSample once full
-	next      int
+	all          tally // every endpoint's exchanges
+	results      [numCompareResults]int64
+	latencies    latencyRing
+	samples      []sample // oldest first
+	endpoints    map[string]*endpointStats
+	maxEndpoints int
+	learner      *pathLearner
 
 	labels metricLabels // the metric label values in use; reset keeps them
-}
-
-type fieldCounts struct {
-	differ int64 // exchanges where the target differs from the primary
-	noise  int64 // exchanges where the noise target differs from the primary
 }
 
 // statusPair is a pair of statuses: HTTP, and for gRPC, grpc-status.
@@ -92,6 +94,7 @@ type statusPair struct {
 // sample is one kept mismatching exchange.
 type sample struct {
 	Time          time.Time      `json:"time"`
+	Endpoint      string         `json:"endpoint"`
 	Method        string         `json:"method"`
 	URI           string         `json:"uri"`
 	PrimaryStatus int            `json:"primary_status"`
@@ -108,6 +111,8 @@ type fieldVerdict struct {
 // observation is one compared exchange, as recorded.
 type observation struct {
 	method        string
+	path          string // escaped, for learning its endpoint
+	endpoint      string // named by the config; "" to learn it
 	uri           string
 	primaryStatus int
 	shadowStatus  int
@@ -115,10 +120,25 @@ type observation struct {
 	shadowGRPC    string
 	primaryTime   time.Duration
 	shadowTime    time.Duration
+	noiseTime     time.Duration
 	diffs         []difference // target vs primary
-	noiseDiffs    []difference // noise target vs primary
+	fields        []string     // the fields of diffs, each once
+	noiseFields   []string     // the fields in which the noise target differs
 	hadNoise      bool
 	truncated     bool
+}
+
+// recorded is what recording an observation found.
+type recorded struct {
+	result   compareResult
+	verdicts []fieldVerdict // one for each of the observation's diffs
+	endpoint string         // the exchange's endpoint, within the bound
+	// renamed are endpoints that learning merged into others: their
+	// series are gone
+	renamed []string
+	// latency is the endpoint's latency verdict when it was judged
+	// again, else ""
+	latency string
 }
 
 // Destruct implements caddy.Destructor.
@@ -131,20 +151,26 @@ func (r *comparisonReport) configure(upstream string, c *Config) {
 	r.upstream = upstream
 	r.noiseFrom = c.NoiseFrom
 	r.threshold = c.threshold
+	r.latency = c.latency
+	r.maxEndpoints = c.MaxEndpoints
+	if r.learner == nil || r.learner.cardinality != c.EndpointCardinality {
+		r.learner = newPathLearner(c.EndpointCardinality)
+	}
 	if r.maxSamples != c.samples {
 		r.maxSamples = c.samples
-		r.samples, r.next = nil, 0
+		r.samples = nil
 	}
 }
 
-// reset forgets everything recorded.
+// reset forgets everything recorded, and what was learnt.
 func (r *comparisonReport) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.compared, r.withNoise, r.results = 0, 0, [numCompareResults]int64{}
-	r.fields, r.statuses = nil, nil
+	r.all, r.results = tally{}, [numCompareResults]int64{}
 	r.latencies = latencyRing{}
-	r.samples, r.next = nil, 0
+	r.samples = nil
+	r.endpoints = nil
+	r.learner = newPathLearner(r.learner.cardinality)
 }
 
 // count records an exchange that was not compared.
@@ -155,97 +181,69 @@ func (r *comparisonReport) count(result compareResult) {
 }
 
 // record adds a compared exchange and returns its result and the verdict
-// on each of its differences, judged on the rates including it.
-func (r *comparisonReport) record(o observation) (compareResult, []fieldVerdict) {
+// on each of its differences, judged on its endpoint's rates including
+// it.
+func (r *comparisonReport) record(o *observation) recorded {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.compared++
-	if o.hadNoise {
-		r.withNoise++
-	}
-	if r.fields == nil {
-		r.fields = make(map[string]*fieldCounts)
-		r.statuses = make(map[statusPair]int64)
-	}
-	for _, f := range distinctFields(o.diffs) {
-		r.field(f).differ++
-	}
-	for _, f := range distinctFields(o.noiseDiffs) {
-		r.field(f).noise++
-	}
-	pair := statusPair{o.primaryStatus, o.shadowStatus, o.primaryGRPC, o.shadowGRPC}
-	if _, ok := r.statuses[pair]; ok || len(r.statuses) < maxStatusPairs {
-		r.statuses[pair]++
-	}
+	var rec recorded
+	rec.endpoint, rec.renamed = r.endpointOf(o)
+	e := r.endpoints[rec.endpoint]
+	r.all.add(o, targetLimits)
+	e.add(o, endpointLimits)
 	r.latencies.add(o.primaryTime, o.shadowTime)
+	e.primary.add(o.primaryTime)
+	e.shadow.add(o.shadowTime)
+	if o.hadNoise {
+		e.noise.add(o.noiseTime)
+	}
+	if e.sinceLatency++; e.sinceLatency >= latencyJudgeEvery {
+		rec.latency = r.judgeLatency(e).Verdict
+	}
 
-	result := match
-	verdicts := make([]fieldVerdict, len(o.diffs))
+	rec.result = match
+	rec.verdicts = make([]fieldVerdict, len(o.diffs))
 	for i, d := range o.diffs {
-		v := r.verdict(r.field(d.Field))
-		verdicts[i] = fieldVerdict{d, v}
+		v := e.verdict(e.field(d.Field, endpointLimits), r.noiseFrom, r.threshold)
+		rec.verdicts[i] = fieldVerdict{d, v}
 		if v == VerdictRegression {
-			result = mismatch
-		} else if result == match {
-			result = noiseOnly
+			rec.result = mismatch
+		} else if rec.result == match {
+			rec.result = noiseOnly
 		}
 	}
 	if o.truncated {
-		result = bodyTruncated
+		rec.result = bodyTruncated
 	}
-	r.results[result]++
-	if result == mismatch && r.maxSamples > 0 {
-		s := sample{time.Now().UTC(), o.method, o.uri, o.primaryStatus, o.shadowStatus, verdicts}
-		if len(r.samples) < r.maxSamples {
-			r.samples = append(r.samples, s)
-		} else {
-			r.samples[r.next] = s
-			r.next = (r.next + 1) % r.maxSamples
+	r.results[rec.result]++
+	if rec.result == mismatch {
+		e.mismatches++
+		r.keep(sample{time.Now().UTC(), rec.endpoint, o.method, o.uri, o.primaryStatus, o.shadowStatus, rec.verdicts})
+	}
+	return rec
+}
+
+// keep keeps s among the samples. When they are full, the oldest sample
+// of the endpoint that has most goes, so that every endpoint keeps some.
+func (r *comparisonReport) keep(s sample) {
+	if r.maxSamples == 0 {
+		return
+	}
+	if len(r.samples) >= r.maxSamples {
+		count := make(map[string]int)
+		for _, k := range r.samples {
+			count[k.Endpoint]++
 		}
-	}
-	return result, verdicts
-}
-
-// field returns the counts of the named field, folding fields past
-// maxFields into one.
-func (r *comparisonReport) field(name string) *fieldCounts {
-	if f, ok := r.fields[name]; ok {
-		return f
-	}
-	if len(r.fields) >= maxFields {
-		name = otherFields
-		if f, ok := r.fields[name]; ok {
-			return f
+		most := ""
+		for _, k := range r.samples { // oldest first: ties go to the oldest
+			if most == "" || count[k.Endpoint] > count[most] {
+				most = k.Endpoint
+			}
 		}
+		i := slices.IndexFunc(r.samples, func(k sample) bool { return k.Endpoint == most })
+		r.samples = slices.Delete(r.samples, i, i+1)
 	}
-	f := new(fieldCounts)
-	r.fields[name] = f
-	return f
-}
-
-// verdict judges a field on its rates: a regression when the target
-// differs more often than the noise target by more than the threshold, in
-// percentage points; without a noise source, every difference is one.
-func (r *comparisonReport) verdict(f *fieldCounts) string {
-	if r.noiseFrom == "" {
-		return VerdictRegression
-	}
-	raw, noise := percent(f.differ, r.compared), percent(f.noise, r.withNoise)
-	switch {
-	case raw-noise > r.threshold:
-		return VerdictRegression
-	case noise > 0:
-		return VerdictNoise
-	default:
-		return VerdictBelow
-	}
-}
-
-func percent(n, of int64) float64 {
-	if of == 0 {
-		return 0
-	}
-	return 100 * float64(n) / float64(of)
+	r.samples = append(r.samples, s)
 }
 
 // distinctFields returns the field names in diffs, each once.
@@ -274,28 +272,7 @@ func (l *latencyRing) add(primary, shadow time.Duration) {
 
 // percentiles returns p50, p90 and p99 of the kept values.
 func percentiles(values []float64) LatencyPercentiles {
-	if len(values) == 0 {
-		return LatencyPercentiles{}
-	}
 	sorted := slices.Clone(values)
 	slices.Sort(sorted)
-	at := func(q float64) float64 { return sorted[int(q*float64(len(sorted)-1))] }
-	return LatencyPercentiles{P50: at(0.50), P90: at(0.90), P99: at(0.99)}
-}
-
-// sortFields orders fields for the report: regressions first, then by
-// how far the target's rate is above the noise.
-func sortFields(fields []FieldReport) {
-	slices.SortFunc(fields, func(a, b FieldReport) int {
-		if ar, br := a.Verdict == VerdictRegression, b.Verdict == VerdictRegression; ar != br {
-			if ar {
-				return -1
-			}
-			return 1
-		}
-		if c := cmp.Compare(b.RawPercent-b.NoisePercent, a.RawPercent-a.NoisePercent); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Field, b.Field)
-	})
+	return sortedPercentiles(sorted)
 }

@@ -85,6 +85,7 @@ type TargetReport struct {
 	StatusPairs []StatusPairReport `json:"status_pairs"`
 	LatencyMS   LatencyReport      `json:"latency_ms"`
 	Samples     []sample           `json:"samples"`
+	Endpoints   []EndpointReport   `json:"endpoints"`
 }
 
 type FieldReport struct {
@@ -130,7 +131,10 @@ func CurrentReport() Report {
 	return out
 }
 
-// snapshot returns the report as it stands.
+// snapshot returns the report as it stands. A field's verdict over the
+// target is the worst of its verdict on the pooled rates and its verdicts
+// on each endpoint, so that a regression of one endpoint is not diluted
+// by the others.
 func (r *comparisonReport) snapshot(name string) TargetReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -139,46 +143,35 @@ func (r *comparisonReport) snapshot(name string) TargetReport {
 		Upstream:    r.upstream,
 		NoiseFrom:   r.noiseFrom,
 		Threshold:   r.threshold,
-		Compared:    r.compared,
-		WithNoise:   r.withNoise,
+		Compared:    r.all.compared,
+		WithNoise:   r.all.withNoise,
 		Counts:      make(map[string]int64, numCompareResults),
-		Fields:      []FieldReport{},
-		StatusPairs: []StatusPairReport{},
+		Fields:      r.all.fieldReports(r.noiseFrom, r.threshold),
+		StatusPairs: r.all.statusReports(),
 		Samples:     []sample{},
 	}
 	for res := range numCompareResults {
 		t.Counts[res.String()] = r.results[res]
 	}
-	for name, f := range r.fields {
-		if f.differ == 0 {
-			continue // only the noise target differs here
-		}
-		t.Fields = append(t.Fields, FieldReport{
-			Field:        name,
-			Differences:  f.differ,
-			RawPercent:   percent(f.differ, r.compared),
-			NoisePercent: percent(f.noise, r.withNoise),
-			Verdict:      r.verdict(f),
-		})
-	}
-	sortFields(t.Fields)
-	t.Fields = t.Fields[:min(len(t.Fields), maxReportedFields)]
-	for pair, n := range r.statuses {
-		t.StatusPairs = append(t.StatusPairs, StatusPairReport{pair.primary, pair.shadow, pair.primaryGRPC, pair.shadowGRPC, n, percent(n, r.compared)})
-	}
-	slices.SortFunc(t.StatusPairs, func(a, b StatusPairReport) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Primary, b.Primary), cmp.Compare(a.Shadow, b.Shadow),
-			cmp.Compare(a.PrimaryGRPC, b.PrimaryGRPC), cmp.Compare(a.ShadowGRPC, b.ShadowGRPC))
-	})
 	n := min(r.latencies.n, latencyWindow)
 	t.LatencyMS = LatencyReport{
 		Primary: percentiles(r.latencies.primary[:n]),
 		Shadow:  percentiles(r.latencies.shadow[:n]),
 		Window:  n,
 	}
-	// newest first
-	for i := range r.samples {
-		t.Samples = append(t.Samples, r.samples[(r.next-1-i+2*len(r.samples))%len(r.samples)])
+	for i := len(r.samples) - 1; i >= 0; i-- { // newest first
+		t.Samples = append(t.Samples, r.samples[i])
 	}
+	t.Endpoints = r.endpointReports(t.Samples)
+	for i := range t.Fields {
+		for _, e := range t.Endpoints {
+			for _, f := range e.Fields {
+				if f.Field == t.Fields[i].Field {
+					t.Fields[i].Verdict = worstVerdict(t.Fields[i].Verdict, f.Verdict)
+				}
+			}
+		}
+	}
+	sortFields(t.Fields)
 	return t
 }

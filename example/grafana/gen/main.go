@@ -287,6 +287,20 @@ func Panels() []cog.Builder[dashboard.Panel] {
 				{"sum by (target, noise) (rate(caddy_http_mirror_compared_total[5m]))", "{{target}} noise={{noise}}"},
 			},
 		}.panel(),
+		tablePanel{
+			id: 13, title: "Regressions by endpoint", height: 9,
+			description: "Fields that the candidate changes beyond their noise on an endpoint, fleet-wide, over 10 minutes (rules.yml): a regression of one endpoint that the target's pooled rates would dilute. Value: the margin in percentage points.",
+			exprs: []string{
+				"target_endpoint_field:caddy_http_mirror_regressions:percent10m",
+			},
+		}.panel(),
+		series{
+			id: 14, title: "Latency verdict by endpoint", width: 12,
+			description: "Each endpoint's latest latency verdict, the worst over the instances: 1 a regression (slower than the primary and the noise copy, beyond latency_threshold and significantly), -1 an improvement, 0 neither.",
+			queries: []query{
+				{"max by (target, endpoint) (caddy_http_mirror_latency_verdict)", "{{target}} {{endpoint}}"},
+			},
+		}.panel(),
 	}
 }
 
