@@ -144,6 +144,14 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 						threshold 2.5
 						samples 10
 						samples_include_query
+						endpoint GET /users/{id}
+						endpoint /products/{id}
+						max_endpoints 32
+						endpoint_cardinality 16
+						latency_threshold 15
+						latency_min_difference 10ms
+						latency_min_samples 30
+						redact /user/email X-Api-Key
 					}
 				}
 			}`,
@@ -152,7 +160,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				{"name":"candidate","upstream":"http://reviews-v2:9080","compare":{
 					"noise_from":"secondary","status":false,"headers":["Content-Type","Cache-Control"],"body":"json",
 					"ignore":["/meta/request_id","/items/*/updated_at"],"max_body_size":65536,"threshold":2.5,
-					"samples":10,"samples_include_query":true}}
+					"samples":10,"samples_include_query":true,
+					"endpoints":["GET /users/{id}","/products/{id}"],"max_endpoints":32,"endpoint_cardinality":16,
+					"latency_threshold":15,"latency_min_difference":10000000,"latency_min_samples":30,
+					"redact":["/user/email","X-Api-Key"]}}
 			]}`,
 		},
 		{
@@ -214,6 +225,11 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"max_rate Inf", "mirror http://a {\n\tmax_rate Inf\n}", "invalid max_rate 'Inf'"},
 		{"max_rate +Infinity", "mirror http://a {\n\tmax_rate +Infinity\n}", "invalid max_rate '+Infinity'"},
 		{"max_rate -inf", "mirror http://a {\n\tmax_rate -inf\n}", "invalid max_rate '-inf'"},
+		{"compare endpoint bad", "mirror http://a {\n\tcompare {\n\t\tendpoint GET users\n\t}\n}", "invalid endpoint 'GET users'"},
+		{"compare endpoint three words", "mirror http://a {\n\tcompare {\n\t\tendpoint GET /a /b\n\t}\n}", "wrong argument count"},
+		{"compare max_endpoints 0", "mirror http://a {\n\tcompare {\n\t\tmax_endpoints 0\n\t}\n}", "invalid max_endpoints '0': must be an integer between 1 and"},
+		{"compare latency_threshold negative", "mirror http://a {\n\tcompare {\n\t\tlatency_threshold -5\n\t}\n}", "invalid latency_threshold '-5': must be a non-negative percentage, at Testfile:3"},
+		{"compare latency_min_difference bad", "mirror http://a {\n\tcompare {\n\t\tlatency_min_difference soon\n\t}\n}", "invalid latency_min_difference 'soon'"},
 		{"compare threshold NaN", "mirror http://a {\n\tcompare {\n\t\tthreshold NaN\n\t}\n}", "invalid threshold 'NaN'"},
 		{"compare threshold Inf", "mirror http://a {\n\tcompare {\n\t\tthreshold Inf\n\t}\n}", "invalid threshold 'Inf'"},
 		{"compare threshold -Inf", "mirror http://a {\n\tcompare {\n\t\tthreshold -Inf\n\t}\n}", "invalid threshold '-Inf'"},
