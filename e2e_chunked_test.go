@@ -3,6 +3,7 @@ package mirror
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -96,8 +97,14 @@ http://:0 {
 					if query == "" && resp.ContentLength != -1 {
 						t.Fatalf("GET %s%s: Content-Length %d, want the stock server's chunked answer", front, path, resp.ContentLength)
 					}
-					err = json.NewDecoder(resp.Body).Decode(&doc)
+					// read to the end, as a client that wants the whole
+					// response does: one that hangs up before the last
+					// chunk may cut the primary's response short
+					body, err := io.ReadAll(resp.Body)
 					resp.Body.Close()
+					if err == nil {
+						err = json.Unmarshal(body, &doc)
+					}
 					if err != nil || doc.Path != path || len(doc.Items) != (size+47)/48 {
 						t.Fatalf("GET %s%s: %v, path %q, %d items: not the primary's document", front, path, err, doc.Path, len(doc.Items))
 					}
