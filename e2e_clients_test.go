@@ -107,30 +107,3 @@ func TestContentLengthZeroWithABody(t *testing.T) {
 		t.Errorf("copy = %s with body %q, want a POST with no body", c.method, c.body)
 	}
 }
-
-// TestE2E_RequestBodyLimit puts request_body's max_size in front: the 413
-// passes through and nothing is copied.
-func TestE2E_RequestBodyLimit(t *testing.T) {
-	rec := recordOutcomes(t)
-	primary := newBackend(t, http.StatusOK, "v1")
-	shadow := newBackend(t, http.StatusOK, "shadow")
-	tester := loadSites(t, fmt.Sprintf(`
-http://:0 {
-	bind 127.0.0.1
-	request_body {
-		max_size 10
-	}
-	mirror http://%s
-	reverse_proxy %s
-}
-`, shadow.addr(), primary.addr()))
-	req, _ := http.NewRequest(http.MethodPost, frontURL+"/", struct{ io.Reader }{strings.NewReader(strings.Repeat("x", 100))})
-	if status, _ := do(t, tester, req); status != http.StatusRequestEntityTooLarge {
-		t.Errorf("client got %d, want 413", status)
-	}
-	if o := rec.wait(t, 1)[0]; o.outcome != skippedBodyIncomplete {
-		t.Errorf("outcome = %v, want skipped_body_incomplete", o.outcome)
-	}
-	unloadMirrors(tester)
-	shadow.assertNothingSeen(t, "the shadow")
-}
