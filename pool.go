@@ -99,7 +99,7 @@ func unixReplicaHost(path string) string {
 
 // pool is a target's replicas, and how it chooses among them.
 type pool struct {
-	replicas  atomic.Pointer[[]*replica] // the replicas now
+	replicas  atomic.Pointer[replicaSet] // the replicas now
 	selector  reverseproxy.Selector      // nil: at random
 	leastConn bool                       // the fewest copies in flight: the mirror's own count
 	// the target has active health checks: a replica must also pass them
@@ -112,10 +112,18 @@ type pool struct {
 	onSet   func([]*replica) // called with the new replicas, under mu
 }
 
+// replicaSet is a pool's replicas, with their upstreams in the same
+// order for the selection policies, made once per change of replicas so
+// that choosing among all of them allocates nothing.
+type replicaSet struct {
+	replicas  []*replica
+	upstreams reverseproxy.UpstreamPool
+}
+
 // now returns the replicas as they are.
 func (p *pool) now() []*replica {
-	if rs := p.replicas.Load(); rs != nil {
-		return *rs
+	if set := p.replicas.Load(); set != nil {
+		return set.replicas
 	}
 	return nil
 }
@@ -152,7 +160,11 @@ func (p *pool) set(dials []string) error {
 		}
 	}
 	p.byDial = keep
-	p.replicas.Store(&next)
+	set := &replicaSet{replicas: next, upstreams: make(reverseproxy.UpstreamPool, len(next))}
+	for i, r := range next {
+		set.upstreams[i] = r.up
+	}
+	p.replicas.Store(set)
 	if p.onSet != nil {
 		p.onSet(next)
 	}
@@ -175,7 +187,11 @@ func (p *pool) close() {
 // replica is ejected and none is due a probe. It runs on the request
 // path: a target of one replica allocates nothing.
 func (p *pool) pick(req *http.Request) (r *replica, probe, ok bool) {
-	rs := p.now()
+	set := p.replicas.Load()
+	if set == nil {
+		return nil, false, false
+	}
+	rs := set.replicas
 	switch len(rs) {
 	case 0:
 		return nil, false, false
@@ -186,7 +202,8 @@ func (p *pool) pick(req *http.Request) (r *replica, probe, ok bool) {
 		ok, probe = rs[0].state.health.allow()
 		return rs[0], probe, ok
 	}
-	available := make([]*replica, 0, len(rs))
+	var buf [16]*replica // pools of up to 16 replicas choose without allocating
+	available := buf[:0]
 	roomy := 0
 	for _, r := range rs {
 		if !p.passesChecks(r) {
@@ -212,11 +229,17 @@ func (p *pool) pick(req *http.Request) (r *replica, probe, ok bool) {
 	if roomy > 0 {
 		available = available[:roomy] // pass over the replicas whose limit is full
 	}
-	return p.choose(available, req), false, true
+	var every reverseproxy.UpstreamPool // the policy may choose among all of them
+	if len(available) == len(rs) {
+		every = set.upstreams
+	}
+	return p.choose(available, every, req), false, true
 }
 
-// choose applies the selection policy to the available replicas.
-func (p *pool) choose(available []*replica, req *http.Request) *replica {
+// choose applies the selection policy to the available replicas; every
+// is their upstreams when they are all of the pool's, in its order, else
+// nil.
+func (p *pool) choose(available []*replica, every reverseproxy.UpstreamPool, req *http.Request) *replica {
 	if len(available) == 1 {
 		return available[0]
 	}
@@ -232,9 +255,12 @@ func (p *pool) choose(available []*replica, req *http.Request) *replica {
 	if p.selector == nil {
 		return available[weakrand.IntN(len(available))]
 	}
-	ups := make(reverseproxy.UpstreamPool, len(available))
-	for i, r := range available {
-		ups[i] = r.up
+	ups := every
+	if ups == nil {
+		ups = make(reverseproxy.UpstreamPool, len(available))
+		for i, r := range available {
+			ups[i] = r.up
+		}
 	}
 	chosen := p.selector.Select(ups, req, discardWriter{})
 	for _, r := range available {

@@ -74,7 +74,7 @@ func (t *Target) provisionPool(ctx caddy.Context, settings limitSettings, parsed
 			t.configureHealth(r, logger)
 		}
 		t.publishLimits()
-		t.healthyGauge.Set(float64(len(rs)))
+		t.healthyGauge.Set(float64(t.pool.healthy())) // a replica carried over may be ejected
 	}
 	if t.SelectionPolicyRaw != nil {
 		mod, err := ctx.LoadModule(t, "SelectionPolicyRaw")
