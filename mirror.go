@@ -30,7 +30,8 @@
 // then the state behind them: limiter.go, lateness.go, health.go,
 // shadowstate.go; and the configuration: mirror.go (the module and its
 // lifecycle), target.go, target_validate.go, upstreams.go and
-// targetpool.go (a target's replicas, static or dynamic), concurrency.go,
+// targetpool.go (a target's replicas, static or dynamic), activehealth.go
+// (reverse_proxy's active health checks on them), concurrency.go,
 // transport.go, marker.go, prefix.go, names.go, comparison.go,
 // caddyfile*.go; targetsapi.go serves the replicas on the admin API.
 //

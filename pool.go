@@ -229,17 +229,16 @@ func (p *pool) pick(req *http.Request) (r *replica, probe, ok bool) {
 	if roomy > 0 {
 		available = available[:roomy] // pass over the replicas whose limit is full
 	}
-	var every reverseproxy.UpstreamPool // the policy may choose among all of them
+	var all reverseproxy.UpstreamPool // the policy may choose among all of them
 	if len(available) == len(rs) {
-		every = set.upstreams
+		all = set.upstreams
 	}
-	return p.choose(available, every, req), false, true
+	return p.choose(available, all, req), false, true
 }
 
-// choose applies the selection policy to the available replicas; every
-// is their upstreams when they are all of the pool's, in its order, else
-// nil.
-func (p *pool) choose(available []*replica, every reverseproxy.UpstreamPool, req *http.Request) *replica {
+// choose applies the selection policy to the available replicas; all is
+// their upstreams when they are every replica of the pool, else nil.
+func (p *pool) choose(available []*replica, all reverseproxy.UpstreamPool, req *http.Request) *replica {
 	if len(available) == 1 {
 		return available[0]
 	}
@@ -255,7 +254,7 @@ func (p *pool) choose(available []*replica, every reverseproxy.UpstreamPool, req
 	if p.selector == nil {
 		return available[weakrand.IntN(len(available))]
 	}
-	ups := every
+	ups := all
 	if ups == nil {
 		ups = make(reverseproxy.UpstreamPool, len(available))
 		for i, r := range available {
