@@ -322,3 +322,27 @@ func TestPoolEjectedReplicaReturns(t *testing.T) {
 		t.Errorf("replicas_healthy = %v after the probe, want 2", n)
 	}
 }
+
+// TestPoolPickAllocatesNothing: choosing a copy's replica runs on the
+// request path; with every replica available, a selection policy
+// chooses among the upstreams made when the replicas were set.
+func TestPoolPickAllocatesNothing(t *testing.T) {
+	rs := []*replicaServer{newReplicaServer(t), newReplicaServer(t), newReplicaServer(t)}
+	h := provisionHandler(t, poolConfig([]string{rs[0].URL, rs[1].URL, rs[2].URL}, `,"selection_policy":{"policy":"round_robin"}`))
+	p := h.Targets[0].pool
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	seen := make(map[*replica]bool, 3) // sized: an insert allocates nothing
+	allocs := testing.AllocsPerRun(300, func() {
+		r, _, ok := p.pick(req)
+		if !ok {
+			t.Fatal("no replica picked")
+		}
+		seen[r] = true
+	})
+	if allocs != 0 {
+		t.Errorf("pick allocates %v times per copy, want 0", allocs)
+	}
+	if len(seen) != 3 {
+		t.Errorf("round robin picked %d of the 3 replicas", len(seen))
+	}
+}
