@@ -24,8 +24,9 @@ type teeBody struct {
 
 	h             *Handler
 	limit         int64
-	maxRead       int   // the most read at once while copies may stream; 0: no cap
-	contentLength int64 // -1 when unknown
+	maxRead       int          // the most read at once while copies may stream; 0: no cap
+	contentLength int64        // -1 when unknown
+	wait          *primaryWait // the wait the complete copies go after; nil for none
 
 	mu      sync.Mutex
 	buf     *bytes.Buffer // nil once settled or streaming
@@ -127,10 +128,11 @@ func (b *teeBody) settleLocked(reason outcome) {
 	b.buf = nil
 }
 
-// complete hands the finished body to the copies and dispatches them.
+// complete hands the finished body to the copies and dispatches them
+// after the primary.
 func (b *teeBody) complete() {
 	b.settled = true
-	b.h.dispatch(b.copies, newSharedBody(b.buf, len(b.copies)))
+	b.h.dispatchAfter(b.wait, b.copies, newSharedBody(b.buf, len(b.copies)))
 	b.copies = nil
 	b.buf = nil
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -72,6 +73,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_stream_size <size>
 //	    max_in_flight <n>
 //	    marker        <value>
+//	    wait_for_primary <duration>
 //	}
 //
 // Every value that can be checked without loading the config is checked
@@ -136,6 +138,20 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 				h.StreamWindow = size
 			default:
 				h.MaxStreamSize = size
+			}
+
+		case "wait_for_primary":
+			v, err := parse.OneArg(d)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < 0 {
+				return d.Errf("invalid wait_for_primary '%s': must be a duration such as 100ms, or 0 to send each copy at once", v)
+			}
+			h.WaitForPrimary = caddy.Duration(dur)
+			if dur == 0 {
+				h.WaitForPrimary = -1 // none; absent is the default
 			}
 
 		case "marker":

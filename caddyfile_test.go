@@ -75,6 +75,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			]}`,
 		},
 		{
+			name:  "wait_for_primary 0 sends each copy at once",
+			input: "mirror http://a {\n\twait_for_primary 0\n}",
+			want:  `{"targets":[{"upstream":"http://a"}],"wait_for_primary":-1}`,
+		},
+		{
 			name: "every option",
 			input: `mirror http://s:9080/shadow {
 				percent 12.5
@@ -107,6 +112,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				stream_window 256KiB
 				max_stream_size 1GiB
 				max_in_flight 64
+				wait_for_primary 20ms
 			}`,
 			want: `{"targets":[{
 				"upstream":"http://s:9080/shadow",
@@ -122,7 +128,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				"unhealthy_latency":2000000000,
 				"health_checks":{"active":{"uri":"/healthz","interval":5000000000,"headers":{"X-Probe":["mirror"]}}},
 				"transport":{"protocol":"http","dial_timeout":2000000000}
-			}],"max_body_size":1048576,"large_bodies":"stream","stream_window":262144,"max_stream_size":1073741824,"max_in_flight":64}`,
+			}],"max_body_size":1048576,"large_bodies":"stream","stream_window":262144,"max_stream_size":1073741824,"max_in_flight":64,"wait_for_primary":20000000}`,
 		},
 		{
 			name: "compare, Diffy style",
@@ -291,6 +297,8 @@ func TestUnmarshalCaddyfile_Error(t *testing.T) {
 		{"match with a named matcher outside a site", "mirror http://a {\n\tmatch @api\n}", "match @api: named matchers are taken only where the mirror directive is parsed as part of a site"},
 		{"max_fails 0", "mirror http://a {\n\tmax_fails 0\n}", "invalid max_fails '0': must be -1 (never unhealthy) or at least 1, at Testfile:2"},
 		{"max_in_flight 0", "mirror http://a {\n\tmax_in_flight 0\n}", "invalid max_in_flight '0': must be a positive integer, at Testfile:2"},
+		{"wait_for_primary not a duration", "mirror http://a {\n\twait_for_primary soon\n}", "invalid wait_for_primary 'soon': must be a duration such as 100ms, or 0 to send each copy at once, at Testfile:2"},
+		{"wait_for_primary negative", "mirror http://a {\n\twait_for_primary -1s\n}", "invalid wait_for_primary '-1s'"},
 		{"sample_by a literal", "mirror http://a {\n\tsample_by user\n}", "a literal is the same for every request, at Testfile:2"},
 		{"header_up with a response placeholder", "mirror http://a {\n\theader_up X-Status {http.response.status}\n}", "{http.response.status} never has a value for a copy, which is made before the primary answers, at Testfile:2"},
 		{"header_up with reverse_proxy's placeholder", "mirror http://a {\n\theader_up X-Dur {http.reverse_proxy.upstream.duration}\n}", "is reverse_proxy's own and has no value for a copy; the copy's upstream is {http.reverse_proxy.upstream.hostport} (or .address, .host, .port), at Testfile:2"},

@@ -11,9 +11,9 @@ import (
 )
 
 // The request path: ServeHTTP chooses each request's copies, admits
-// them, and dispatches them, at once or when the body is complete, while
-// the route serves the primary's response. Nothing here waits for a
-// copy.
+// them, and dispatches them once they are complete (their body with them)
+// and the primary has answered (hold.go), or streams them alongside the
+// primary. Nothing here waits for a copy.
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
@@ -47,34 +47,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	noteInAccessLog(r, copies)
+	// complete copies wait for the primary's response (hold.go)
+	wait := h.newPrimaryWait()
 
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		h.dispatch(copies, nil)
+		h.dispatchAfter(wait, copies, nil)
 		err = next.ServeHTTP(w, r)
 		routeReturned = true
+		wait.release()
 		return err
 	}
-	// copies without a body go at once; the others wait for it
-	if copies = h.dispatchBodiless(copies); len(copies) == 0 {
+	// copies without a body are complete; the others wait for it
+	if copies = h.dispatchBodiless(wait, copies); len(copies) == 0 {
 		err = next.ServeHTTP(w, r)
 		routeReturned = true
+		wait.release()
 		return err
 	}
 
-	// The body is copied as the primary reads it; the copies are sent the
-	// moment it reaches its end or, for a body over max_body_size, streamed
-	// from then on.
+	// The body is copied as the primary reads it; the copies are complete
+	// the moment it reaches its end or, for a body over max_body_size,
+	// streamed from then on.
 	tee := newTeeBody(h, r.Body, copies, r.ContentLength)
+	tee.wait = wait
 	r.Body = tee
 	err = next.ServeHTTP(w, r)
 	routeReturned = true
+	wait.release()
 	tee.settle(skippedBodyIncomplete) // a no-op if the body was read to the end
 	return err
 }
 
-// dispatchBodiless dispatches, with no body, the copies whose targets copy
-// no request body, and returns the others.
-func (h *Handler) dispatchBodiless(copies []pendingCopy) []pendingCopy {
+// dispatchBodiless dispatches, with no body and after the primary (wait),
+// the copies whose targets copy no request body, and returns the others.
+func (h *Handler) dispatchBodiless(wait *primaryWait, copies []pendingCopy) []pendingCopy {
 	var bodiless []pendingCopy
 	for _, c := range copies {
 		if !c.target.copiesBody() {
@@ -84,7 +90,7 @@ func (h *Handler) dispatchBodiless(copies []pendingCopy) []pendingCopy {
 	if len(bodiless) == 0 {
 		return copies
 	}
-	h.dispatch(bodiless, nil)
+	h.dispatchAfter(wait, bodiless, nil)
 	kept := copies[:0]
 	for _, c := range copies {
 		if c.target.copiesBody() {
@@ -110,14 +116,21 @@ func noteInAccessLog(r *http.Request, copies []pendingCopy) {
 
 // dispatch starts one goroutine per copy. body holds the complete request
 // body shared by all the copies, or is nil when there is none or the
-// copies stream theirs. It never
-// blocks: the goroutines are bounded by the in-flight slots that the copies
-// already hold.
+// copies stream theirs. It never blocks: the goroutines are bounded by the
+// in-flight slots that the copies already hold.
 func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
+	if h.reserve(copies, body) {
+		h.start(copies, body)
+	}
+}
+
+// reserve counts the copies in the handler's wait group, so that a config
+// unloading waits for them, and reports whether they may go: when the
+// config is being unloaded they are cancelled instead.
+func (h *Handler) reserve(copies []pendingCopy, body *sharedBody) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.closed {
-		// the config is being unloaded: the copies are cancelled
 		h.abandon(copies, failed)
 		for _, c := range copies {
 			body.release()
@@ -125,9 +138,14 @@ func (h *Handler) dispatch(copies []pendingCopy, body *sharedBody) {
 				c.stream.Close()
 			}
 		}
-		return
+		return false
 	}
 	h.wg.Add(len(copies))
+	return true
+}
+
+// start starts the goroutines of copies that reserve counted.
+func (h *Handler) start(copies []pendingCopy, body *sharedBody) {
 	for _, c := range copies {
 		go h.send(c, body)
 	}

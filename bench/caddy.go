@@ -22,6 +22,12 @@ type mirrorConfig struct {
 	secondAddr  string // its address, set when the variant is started
 	secondNoise bool   // the second target is the first's compare.noise_from
 	https       bool   // the shadow is an https:// upstream, its certificate not verified
+	// atOnce sends each copy as soon as it is complete (wait_for_primary
+	// off), not after the primary's response
+	atOnce bool
+	// replicas, when set, are the addresses of the target's other
+	// replicas: the target is then a pool of the shadow and these
+	replicas []string
 }
 
 // caddyFrontListen is the front's listen address: port 0, so that Caddy
@@ -67,6 +73,14 @@ func mirrorHandler(shadow string, m *mirrorConfig) map[string]any {
 		target["upstream"] = "https://" + shadow
 		target["transport"] = map[string]any{"protocol": "http", "tls": map[string]any{"insecure_skip_verify": true}}
 	}
+	if len(m.replicas) > 0 {
+		upstreams := []string{"http://" + shadow}
+		for _, addr := range m.replicas {
+			upstreams = append(upstreams, "http://"+addr)
+		}
+		delete(target, "upstream")
+		target["upstreams"] = upstreams
+	}
 	if m.percent != nil {
 		target["percent"] = *m.percent
 	}
@@ -92,6 +106,9 @@ func mirrorHandler(shadow string, m *mirrorConfig) map[string]any {
 	}
 	if m.largeBodies != "" {
 		mirror["large_bodies"] = m.largeBodies
+	}
+	if m.atOnce {
+		mirror["wait_for_primary"] = -1
 	}
 	return mirror
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -52,6 +53,12 @@ func isolationVariants(cfg *config) []variant {
 	// shadow with a sixteenth of the default in-flight limit.
 	variants = append(variants, variant{name: "caddy mirror, hanging shadow, max_in_flight 64", server: "caddy",
 		mirror: &mirrorConfig{shadow: shadowHanging, maxInFlight: 64}})
+	// The same shadows with each copy sent as soon as it is chosen, beside
+	// the primary rather than after its response (issue 23).
+	for _, kind := range []string{shadowFast, shadowSlow} {
+		variants = append(variants, variant{name: "caddy mirror, " + kind + " shadow, copies at once", server: "caddy",
+			mirror: &mirrorConfig{shadow: kind, atOnce: true}})
+	}
 	// Comparing each shadow response with the primary's must not cost the
 	// client either: it happens in the mirror's goroutines.
 	for _, kind := range []string{shadowFast, shadowSlow} {
@@ -68,7 +75,25 @@ func isolationVariants(cfg *config) []variant {
 			variants = append(variants, v)
 		}
 	}
-	return variants
+	return keepOnly(cfg.isolation.only, variants)
+}
+
+// keepOnly returns the baseline (variants[0]) and the variants named
+// "caddy mirror, " and one of names, or every variant when names is empty.
+func keepOnly(names []string, variants []variant) []variant {
+	if len(names) == 0 {
+		return variants
+	}
+	kept := variants[:1]
+	for _, v := range variants[1:] {
+		for _, name := range names {
+			if v.name == "caddy mirror, "+strings.TrimSpace(name) {
+				kept = append(kept, v)
+				break
+			}
+		}
+	}
+	return kept
 }
 
 // isolationPhase is scenario 1's load for v: one connection, open loop

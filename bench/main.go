@@ -45,6 +45,9 @@ type config struct {
 type isolationConfig struct {
 	reps  int           // interleaved repetitions
 	phase time.Duration // each variant's measured phase
+	// only, when not empty, keeps the variants named "caddy mirror, "
+	// and one of these (the baseline always runs).
+	only []string
 }
 
 func main() {
@@ -59,7 +62,7 @@ func main() {
 	flag.DurationVar(&cfg.primaryDelay, "primary-delay", time.Millisecond, "time the primary takes to answer")
 	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs to pin Caddy and nginx to, as taskset -c takes them (default: not pinned)")
 	flag.StringVar(&cfg.out, "out", "", "folder for RESULTS.md and the charts (default: bench/, or a temporary folder with -quick)")
-	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8,9,10,11,12,13", "scenarios to run, by number")
+	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8,9,10,11,12,13,14", "scenarios to run, by number")
 	noNginx := flag.Bool("no-nginx", false, "skip nginx even when it is installed")
 	var soak soakConfig
 	flag.DurationVar(&soak.duration, "soak", 0, "instead of the scenarios, soak the mirror this long while the shadow flaps, and write SOAK.md and soak.png")
@@ -67,9 +70,13 @@ func main() {
 	flag.Float64Var(&soak.rate, "soak-rate", 200, "with -soak: requests per second")
 	flag.IntVar(&cfg.isolation.reps, "isolation-reps", 0, "repetitions of scenario 1 (default: -reps)")
 	flag.DurationVar(&cfg.isolation.phase, "isolation-phase", 0, "length of scenario 1's phases (default: -phase)")
+	isolationOnly := flag.String("isolation-only", "", "scenario 1's variants to run, named as after 'caddy mirror, ' and separated by ';', such as 'fast shadow;slow shadow;hanging shadow' (default: every variant; the baseline always runs)")
 	backendsOnly := flag.Bool("backends", false, "internal: serve the backends for a parent bench process")
 	loadgenOnly := flag.Bool("loadgen", false, "internal: generate one phase's load for a parent bench process")
 	flag.Parse()
+	if *isolationOnly != "" {
+		cfg.isolation.only = strings.Split(*isolationOnly, ";")
+	}
 	if *loadgenOnly {
 		if err := runLoadgen(); err != nil {
 			log.Fatalf("load generator: %v", err)
