@@ -81,6 +81,7 @@ func pause(r *http.Request, d time.Duration) {
 // shadow kinds, from healthy to hostile.
 const (
 	shadowFast      = "fast"
+	shadowFastAlso  = "fast-2"    // a second fast shadow, a pool's other live replica (scenario 14)
 	shadowSlow      = "slow"      // answers after 200 ms
 	shadowHanging   = "hanging"   // never answers
 	shadowRefusing  = "refusing"  // its port is bound but not listening: connections are refused
@@ -98,13 +99,13 @@ const (
 
 // shadowKinds are the shadows the backends child starts, besides the
 // flapping one.
-var shadowKinds = []string{shadowFast, shadowSlow, shadowHanging, shadowRefusing, shadowResetting, shadowTrickle,
+var shadowKinds = []string{shadowFast, shadowFastAlso, shadowSlow, shadowHanging, shadowRefusing, shadowResetting, shadowTrickle,
 	shadowTunable, shadowTLSHang, shadowHeaderBomb, shadowCompareBombJSON, shadowCompareBombZstd}
 
 // newShadow starts a shadow of the given kind.
 func newShadow(kind string) (*backend, error) {
 	switch kind {
-	case shadowFast:
+	case shadowFast, shadowFastAlso:
 		return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			_, _ = io.WriteString(w, "hello from v2\n")

@@ -56,6 +56,7 @@ type measurement struct {
 	samples  []sample
 	outcomes map[string]float64 // mirror outcomes from Caddy's /metrics
 	compares map[string]float64 // compare results from Caddy's /metrics
+	replicas map[string]float64 // copies sent to each replica, from Caddy's /metrics
 	inFlight float64
 	reached  int64 // requests that reached the primary during the run
 
@@ -164,6 +165,7 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 			}
 			m.outcomes = metrics.outcomes()
 			m.compares = metrics.byLabel("caddy_http_mirror_compare_total", "result")
+			m.replicas = metrics.byLabel("caddy_http_mirror_replica_copies_total", "replica")
 			m.inFlight = metrics.value("caddy_http_mirror_in_flight", nil)
 			m.proxySched = metrics.histogramQuantile("go_sched_latencies_seconds", 0.99)
 			if m.accounted() >= float64(m.reached) {

@@ -30,6 +30,7 @@ var allScenarios = []scenario{
 	{"11", "two targets, one hanging", twoTargets},
 	{"12", "peak RSS with streamed uploads", streamedMemory},
 	{"13", "fidelity: every copy to a healthy shadow", fidelity},
+	{"14", "a pool with a hanging or a refusing replica", poolIsolation},
 }
 
 func ptr[T any](v T) *T { return &v }
