@@ -20,8 +20,9 @@ import (
 )
 
 // Live reloads under load: a constant rate of POSTs with bodies runs while
-// the admin API reloads the config reloadCount times, alternating targets,
-// percent and max_in_flight through POST /load and PATCH. The same
+// the admin API reloads the config reloadCount times, alternating targets
+// (one of them, every third load, a pool of both shadows), percent and
+// max_in_flight through POST /load and PATCH. The same
 // schedule runs against plain Caddy (reverse_proxy alone) as the baseline.
 const (
 	reloadRate  = 500 // requests per second
@@ -280,8 +281,12 @@ func TestE2E_ReloadUnderLoad(t *testing.T) {
 	}
 	mirror := func(i int) map[string]any {
 		targets := []any{map[string]any{"upstream": shadows[i%2].URL, "percent": 100}}
-		if i%3 == 0 {
+		switch i % 3 {
+		case 0:
 			targets = append(targets, map[string]any{"upstream": shadows[(i+1)%2].URL, "percent": 50})
+		case 1: // one target, a pool of both shadows (issue 21)
+			targets = []any{map[string]any{"upstreams": []string{shadows[0].URL, shadows[1].URL}, "percent": 100,
+				"selection_policy": map[string]any{"policy": "round_robin"}}}
 		}
 		return map[string]any{"handler": "mirror", "targets": targets, "max_in_flight": 16 << (i % 4)}
 	}
