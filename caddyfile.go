@@ -150,9 +150,6 @@ func (h *Handler) unmarshal(p *caddyfileParser) error {
 				return d.Errf("invalid wait_for_primary '%s': must be a duration such as 100ms, or 0 to send each copy at once", v)
 			}
 			h.WaitForPrimary = caddy.Duration(dur)
-			if dur == 0 {
-				h.WaitForPrimary = -1 // none; absent is the default
-			}
 
 		case "marker":
 			v, err := parse.OneArg(d)

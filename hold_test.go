@@ -13,7 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// A copy that is complete waits for the primary's response (hold.go).
+// With wait_for_primary, a copy that is complete waits for the primary's
+// response (hold.go); by default it does not.
 
 // copyArrivals starts a shadow that sends, for each request it gets,
 // whether answered was set by then.
@@ -90,13 +91,13 @@ func TestCopyWaitsForThePrimaryAtMost(t *testing.T) {
 	}
 }
 
-// TestCopyWithoutWaitGoesAlongside: wait_for_primary -1 (Caddyfile 0)
-// sends the copy while the primary is still being served: this primary
-// answers only once the shadow has the copy.
+// TestCopyWithoutWaitGoesAlongside: by default a copy is sent while the
+// primary is still being served: this primary answers only once the
+// shadow has the copy.
 func TestCopyWithoutWaitGoesAlongside(t *testing.T) {
 	var answered atomic.Bool
 	shadow, arrived := copyArrivals(t, &answered)
-	h := provisionHandler(t, `{"wait_for_primary":-1,"targets":[{"upstream":"`+shadow.URL+`"}]}`)
+	h := provisionHandler(t, `{"targets":[{"upstream":"`+shadow.URL+`"}]}`)
 	primary := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		receive(t, arrived, "the copy, during the primary")
 		_, err := io.WriteString(w, "primary")

@@ -139,14 +139,13 @@ type Handler struct {
 	// Default: a random value made when the process starts.
 	Marker string `json:"marker,omitempty"`
 
-	// How long, at most, a copy that is complete (its body with it) waits
-	// for the primary's response before it is sent: it goes once the rest
-	// of the route has returned, or after this long, whichever comes
-	// first, so that its work does not compete with the primary's for
-	// the CPU while the primary is being served. A streamed copy goes
-	// alongside the primary's request whatever this says. -1 (in the
-	// Caddyfile, wait_for_primary 0) sends each copy as soon as it is
-	// complete. Default: 100ms.
+	// When set, how long, at most, a copy that is complete (its body with
+	// it) waits for the primary's response before it is sent: it goes
+	// once the rest of the route has returned, or after this long,
+	// whichever comes first, as Traefik sends its copies after the
+	// response. A streamed copy goes alongside the primary's request
+	// whatever this says. Must not be negative. Default: 0, each copy is
+	// sent as soon as it is complete.
 	WaitForPrimary caddy.Duration `json:"wait_for_primary,omitempty"`
 
 	copyCtx         context.Context // parent of every copy; cancelled by Cleanup
@@ -159,7 +158,6 @@ type Handler struct {
 	comparing       bool            // a target compares its responses
 	keepPrimaryBody int64           // how much of the primary's body comparisons need
 	slack           *streamSlack    // what lagging streamed copies borrow from
-	waitForPrimary  time.Duration   // WaitForPrimary with its default; 0 for none
 	marker          string          // the marker's value on this handler's copies
 	markerHeld      bool            // marker is in the markers pool
 	claimed         []comparingName // the names its comparing targets hold
@@ -221,12 +219,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.StreamWindow == 0 {
 		h.StreamWindow = defaultStreamWindow
 	}
-	switch {
-	case h.WaitForPrimary == 0:
-		h.waitForPrimary = defaultWaitForPrimary
-	case h.WaitForPrimary > 0:
-		h.waitForPrimary = time.Duration(h.WaitForPrimary)
-	}
 	h.slack = new(streamSlack)
 	switch {
 	case h.StreamSlack == 0:
@@ -285,8 +277,8 @@ func (h *Handler) Validate() error {
 	if h.StreamSlack < -1 {
 		return fmt.Errorf("stream_slack must be -1 (none) or a size, got %d", h.StreamSlack)
 	}
-	if h.WaitForPrimary < -1 {
-		return fmt.Errorf("wait_for_primary must be -1 (none) or a duration, got %v", time.Duration(h.WaitForPrimary))
+	if h.WaitForPrimary < 0 {
+		return fmt.Errorf("wait_for_primary must not be negative, got %v", time.Duration(h.WaitForPrimary))
 	}
 	if h.MaxStreamSize < 0 {
 		return fmt.Errorf("max_stream_size must not be negative, got %d", h.MaxStreamSize)

@@ -22,9 +22,9 @@ type mirrorConfig struct {
 	secondAddr  string // its address, set when the variant is started
 	secondNoise bool   // the second target is the first's compare.noise_from
 	https       bool   // the shadow is an https:// upstream, its certificate not verified
-	// atOnce sends each copy as soon as it is complete (wait_for_primary
-	// off), not after the primary's response
-	atOnce bool
+	// afterPrimary sends each copy once the primary has answered
+	// (wait_for_primary 100ms), not as soon as it is complete
+	afterPrimary bool
 	// replicas, when set, are the addresses of the target's other
 	// replicas: the target is then a pool of the shadow and these
 	replicas []string
@@ -107,8 +107,8 @@ func mirrorHandler(shadow string, m *mirrorConfig) map[string]any {
 	if m.largeBodies != "" {
 		mirror["large_bodies"] = m.largeBodies
 	}
-	if m.atOnce {
-		mirror["wait_for_primary"] = -1
+	if m.afterPrimary {
+		mirror["wait_for_primary"] = "100ms"
 	}
 	return mirror
 }

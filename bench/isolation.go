@@ -53,11 +53,11 @@ func isolationVariants(cfg *config) []variant {
 	// shadow with a sixteenth of the default in-flight limit.
 	variants = append(variants, variant{name: "caddy mirror, hanging shadow, max_in_flight 64", server: "caddy",
 		mirror: &mirrorConfig{shadow: shadowHanging, maxInFlight: 64}})
-	// The same shadows with each copy sent as soon as it is chosen, beside
-	// the primary rather than after its response (issue 23).
+	// The same shadows with each copy sent after the primary's response
+	// rather than beside it (wait_for_primary; issue 23).
 	for _, kind := range []string{shadowFast, shadowSlow} {
-		variants = append(variants, variant{name: "caddy mirror, " + kind + " shadow, copies at once", server: "caddy",
-			mirror: &mirrorConfig{shadow: kind, atOnce: true}})
+		variants = append(variants, variant{name: "caddy mirror, " + kind + " shadow, after the primary", server: "caddy",
+			mirror: &mirrorConfig{shadow: kind, afterPrimary: true}})
 	}
 	// Comparing each shadow response with the primary's must not cost the
 	// client either: it happens in the mirror's goroutines.

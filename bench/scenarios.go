@@ -135,6 +135,9 @@ func saturatedIsolation(cfg *config, env *environment) ([]section, error) {
 		variants = append(variants, variant{name: "caddy mirror, " + kind + " shadow", server: "caddy", mirror: mirrorTo(kind)})
 	}
 	variants = forQuick(cfg, renameNginxBaseline(withNginx(cfg, variants)))
+	// each copy sent after the primary's response (wait_for_primary):
+	// what waiting for the primary costs at saturation
+	variants = append(variants, variant{name: "caddy mirror, fast shadow, after the primary", server: "caddy", mirror: &mirrorConfig{shadow: shadowFast, afterPrimary: true}})
 	res, err := interleave(cfg, env, variants, func(variant) phase {
 		return phase{conns: 16, method: http.MethodGet, duration: cfg.phase}
 	}, 250*time.Millisecond)
