@@ -84,7 +84,7 @@ func keepOnly(names []string, variants []variant) []variant {
 	if len(names) == 0 {
 		return variants
 	}
-	kept := variants[:1]
+	kept := []variant{variants[0]}
 	for _, v := range variants[1:] {
 		for _, name := range names {
 			if v.name == "caddy mirror, "+strings.TrimSpace(name) {
