@@ -45,9 +45,10 @@ import (
 //   - Otherwise, from the copies answered during the interval:
 //     gradient = (rttTolerance × baseline + rttSlack) / mean latency,
 //     clamped to [0.5, 1]. Below 1 (latency climbed) the limit shrinks by
-//     smoothing × (1 − gradient), at most a tenth per interval. At 1 it
-//     doubles when copies waited for a slot during the interval (the limit,
-//     not the shadow, held them back), and otherwise grows by √limit
+//     smoothing × (1 − gradient), at most a tenth per interval. At 1,
+//     when copies waited for a slot during the interval (the limit, not
+//     the shadow, held them back), it doubles, or grows to the copies in
+//     flight and waiting if they are more; otherwise it grows by √limit
 //     (Envoy's headroom), but past initialLimit only if at least half of
 //     it was in use (Netflix's guard against growing a limit nothing
 //     needs).
@@ -390,7 +391,11 @@ func (l *concurrencyLimit) maybeUpdate() {
 		case gradient < 1:
 			l.limit *= 1 - smoothing*(1-gradient)
 		case l.demand:
-			l.limit *= 2
+			// enough for every copy that asks, at least double: a
+			// queue built while the first answers were on their way
+			// goes now, not one doubling per round trip later, when it
+			// has grown to a second's worth (issue 23)
+			l.limit = max(l.limit*2, float64(l.inFlight+l.waiting.Len()))
 		case l.peak*2 >= int(l.limit) || l.limit < initialLimit:
 			l.limit += math.Sqrt(l.limit)
 		}

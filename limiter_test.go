@@ -209,6 +209,22 @@ func TestConcurrencyLimit(t *testing.T) {
 			},
 		},
 		{
+			// 1,000 copies a second of 200 ms need 200 in flight; a limit
+			// that doubled once per round trip queued a second of copies
+			// and let them go at once, 900 and more
+			name: "a fresh limit at a fast rate holds no more than twice what it needs", floor: 4, ceiling: 1024,
+			check: func(t *testing.T, s *simulation) {
+				const perTick, littles = 10, 200
+				s.run(3*time.Second, perTick, slow)
+				if s.peakHeld > 2*littles {
+					t.Errorf("copies held peaked at %d, want at most twice the %d needed", s.peakHeld, littles)
+				}
+				if s.dropped != 0 || s.cancelled != 0 {
+					t.Errorf("dropped %d, cancelled %d of %d, want none", s.dropped, s.cancelled, s.admitted+s.dropped)
+				}
+			},
+		},
+		{
 			name: "long healthy streams are never late", floor: 4, ceiling: 1024,
 			check: func(t *testing.T, s *simulation) {
 				s.run(time.Second, 2, 5*time.Millisecond)
