@@ -23,9 +23,10 @@
 //     admin API and mirror_report (package compare).
 //
 // Files, in the order a request meets them: serve.go (ServeHTTP, the
-// dispatch), select.go and sampler.go (which requests a target chooses),
-// admit.go (the checks and slots a copy takes, and its replica: pool.go),
-// copy.go (the copy's request), body.go and stream.go (its body, whole or
+// dispatch; hold.go holds copies for wait_for_primary), select.go and
+// sampler.go (which requests a target chooses), admit.go (the checks and
+// slots a copy takes, and its replica: pool.go), copy.go (the copy's
+// request), body.go and stream.go (its body, whole or
 // streamed), send.go (its round trip and outcome), copylog.go, outcome.go;
 // then the state behind them: limiter.go, lateness.go, health.go,
 // shadowstate.go; and the configuration: mirror.go (the module and its
