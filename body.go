@@ -26,7 +26,7 @@ type teeBody struct {
 	limit         int64
 	maxRead       int          // the most read at once while copies may stream; 0: no cap
 	contentLength int64        // -1 when unknown
-	wait          *primaryWait // the wait the complete copies go after; nil for none
+	wait          *primaryWait // what complete copies wait for (wait_for_primary); nil: nothing
 
 	mu      sync.Mutex
 	buf     *bytes.Buffer // nil once settled or streaming
@@ -128,8 +128,8 @@ func (b *teeBody) settleLocked(reason outcome) {
 	b.buf = nil
 }
 
-// complete hands the finished body to the copies and dispatches them
-// after the primary.
+// complete hands the finished body to the copies and dispatches them, at
+// once or, with wait_for_primary, after the primary.
 func (b *teeBody) complete() {
 	b.settled = true
 	b.h.dispatchAfter(b.wait, b.copies, newSharedBody(b.buf, len(b.copies)))

@@ -12,8 +12,8 @@ import (
 // run after the primary's response, not beside it on the same cores, as
 // Traefik's mirroring sends each copy after the response. A streamed copy
 // goes alongside the primary's request, as it must. It is off by default:
-// the bench measured no change in the primary's tail from it, and 10% less
-// saturated throughput (issue 23; README, "The primary's tail").
+// the bench measured no change in the primary's tail from it, and 6–10%
+// less saturated throughput (issue 23; README, "The primary's tail").
 
 // primaryWait holds one request's copies until its route returns or the
 // wait runs out. Held copies are already counted in the handler's wait

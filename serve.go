@@ -11,9 +11,9 @@ import (
 )
 
 // The request path: ServeHTTP chooses each request's copies, admits
-// them, and dispatches them once they are complete (their body with them)
-// and the primary has answered (hold.go), or streams them alongside the
-// primary. Nothing here waits for a copy.
+// them, and dispatches them once they are complete (their body with them;
+// with wait_for_primary, once the primary has answered too: hold.go), or
+// streams them alongside the primary. Nothing here waits for a copy.
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
@@ -47,7 +47,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	noteInAccessLog(r, copies)
-	// complete copies wait for the primary's response (hold.go)
+	// with wait_for_primary, complete copies wait for the primary's
+	// response (hold.go); nil, and nothing held, by default
 	wait := h.newPrimaryWait()
 
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
@@ -78,8 +79,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return err
 }
 
-// dispatchBodiless dispatches, with no body and after the primary (wait),
-// the copies whose targets copy no request body, and returns the others.
+// dispatchBodiless dispatches, with no body (after the primary when wait
+// is not nil), the copies whose targets copy no request body, and returns
+// the others.
 func (h *Handler) dispatchBodiless(wait *primaryWait, copies []pendingCopy) []pendingCopy {
 	var bodiless []pendingCopy
 	for _, c := range copies {

@@ -28,20 +28,19 @@ const (
 
 // poolVariants are scenario 14's variants, the baseline first.
 func poolVariants(env *environment) []variant {
-	pool := func(name, third string) variant {
-		replicas := []string{env.shadows[shadowFastAlso]}
-		if third != "" {
-			replicas = append(replicas, env.shadows[third])
+	// the variant's shadow is the replica whose sockets the observer
+	// counts: the hanging or refusing one when there is one
+	pool := func(name, shadow string, others ...string) variant {
+		var addrs []string
+		for _, kind := range others {
+			addrs = append(addrs, env.shadows[kind])
 		}
-		// the hanging or refusing replica is the variant's shadow, whose
-		// sockets the observer counts
-		shadow, others := shadowFast, replicas
-		if third != "" {
-			shadow, others = third, []string{env.shadows[shadowFast], env.shadows[shadowFastAlso]}
-		}
-		return variant{name: name, server: "caddy", mirror: &mirrorConfig{shadow: shadow, replicas: others}}
+		return variant{name: name, server: "caddy", mirror: &mirrorConfig{shadow: shadow, replicas: addrs}}
 	}
-	return []variant{caddyBaseline, pool(poolLive, ""), pool(poolHanging, shadowHanging), pool(poolRefusing, shadowRefusing)}
+	return []variant{caddyBaseline,
+		pool(poolLive, shadowFast, shadowFastAlso),
+		pool(poolHanging, shadowHanging, shadowFast, shadowFastAlso),
+		pool(poolRefusing, shadowRefusing, shadowFast, shadowFastAlso)}
 }
 
 // poolIsolation is scenario 14.
