@@ -94,7 +94,7 @@ func main() {
 	if cfg.quick {
 		cfg.reps, cfg.phase, cfg.memoryPhase, cfg.warmup = 1, time.Second, 3*time.Second, 200*time.Millisecond
 		// scenario 1 has some twenty variants: half a second each
-		cfg.isolation = isolationConfig{reps: 1, phase: 500 * time.Millisecond}
+		cfg.isolation.reps, cfg.isolation.phase = 1, 500*time.Millisecond
 	}
 	if cfg.isolation.reps <= 0 {
 		cfg.isolation.reps = cfg.reps
