@@ -52,6 +52,16 @@ const (
 	// never completes a handshake would otherwise hold a socket and a
 	// goroutine each.
 	defaultHandshakeTimeout = 5 * time.Second
+	// defaultIdleTimeout closes a connection to a shadow that no copy has
+	// used for this long; reverse_proxy keeps one for 2 minutes. Go's
+	// transport reuses the connection that went idle last, so those a
+	// burst opened beyond what the copies' rate needs sit unused at the
+	// bottom of the pool: a second later they are closed, with their two
+	// goroutines and buffers each, which the garbage collector of the
+	// Caddy that also serves the primary would otherwise mark at every
+	// cycle. A shadow sent a copy less than once a second gets a dial per
+	// copy, which costs it nothing it would notice.
+	defaultIdleTimeout = time.Second
 	// defaultMaxResponseHeaderSize bounds the headers of a shadow's
 	// response (Go's default is 10 MB); a copy reads at most
 	// maxDrainBytes of the body, and the headers get a bound of the same
@@ -69,6 +79,8 @@ const (
 //     decompressed;
 //   - TLS for an https:// upstream, with Caddy's defaults (verification on),
 //     and HTTP/2 over cleartext for an h2c:// one, as reverse_proxy does;
+//   - an idle_timeout of defaultIdleTimeout, so that the pool shrinks back
+//     to what the copies use once a burst has passed;
 //   - dial_timeout, tls handshake_timeout and max_response_header_size,
 //     from the defaults above, the timeouts no longer than timeout.
 //
@@ -103,6 +115,9 @@ func transportWithDefaults(raw json.RawMessage, scheme string, maxIdle int, time
 		fields["tls"] = merged
 	}
 	keepAlive, err := withDefault(fields["keep_alive"], "max_idle_conns_per_host", maxIdle)
+	if err == nil {
+		keepAlive, err = withDefault(keepAlive, "idle_timeout", defaultIdleTimeout.String())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keep_alive: %v", err)
 	}

@@ -156,9 +156,9 @@ func TestTransportWithDefaults(t *testing.T) {
 		timeout time.Duration // the target's; 10s when zero
 	}{
 		{"default http", ``, false,
-			`{"protocol":"http","compression":false,"dial_timeout":"3s","max_response_header_size":65536,"keep_alive":{"max_idle_conns_per_host":256}}`, 0},
+			`{"protocol":"http","compression":false,"dial_timeout":"3s","max_response_header_size":65536,"keep_alive":{"idle_timeout":"1s","max_idle_conns_per_host":256}}`, 0},
 		{"default https gets tls and a handshake timeout", ``, true,
-			`{"protocol":"http","tls":{"handshake_timeout":"5s"},"compression":false,"dial_timeout":"3s","max_response_header_size":65536,"keep_alive":{"max_idle_conns_per_host":256}}`, 0},
+			`{"protocol":"http","tls":{"handshake_timeout":"5s"},"compression":false,"dial_timeout":"3s","max_response_header_size":65536,"keep_alive":{"idle_timeout":"1s","max_idle_conns_per_host":256}}`, 0},
 		{"user settings are kept", `{"protocol":"http","compression":true,"dial_timeout":"1s","max_response_header_size":1024,"tls":{"handshake_timeout":"20s"},"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`, false,
 			`{"protocol":"http","compression":true,"dial_timeout":"1s","max_response_header_size":1024,"tls":{"handshake_timeout":"20s"},"keep_alive":{"max_idle_conns_per_host":8,"idle_timeout":"1m"}}`, 0},
 		{"other keep_alive and tls settings are kept", `{"protocol":"http","keep_alive":{"idle_timeout":"1m"},"tls":{"insecure_skip_verify":true}}`, false,
@@ -166,7 +166,7 @@ func TestTransportWithDefaults(t *testing.T) {
 		{"other transports untouched", `{"protocol":"fastcgi","root":"/srv"}`, false,
 			`{"protocol":"fastcgi","root":"/srv"}`, 0},
 		{"a short timeout shortens the dial and the handshake", `{"protocol":"http","tls":{}}`, false,
-			`{"protocol":"http","compression":false,"dial_timeout":"1.5s","max_response_header_size":65536,"tls":{"handshake_timeout":"1.5s"},"keep_alive":{"max_idle_conns_per_host":256}}`, 1500 * time.Millisecond},
+			`{"protocol":"http","compression":false,"dial_timeout":"1.5s","max_response_header_size":65536,"tls":{"handshake_timeout":"1.5s"},"keep_alive":{"idle_timeout":"1s","max_idle_conns_per_host":256}}`, 1500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var raw json.RawMessage
