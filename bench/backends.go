@@ -113,7 +113,7 @@ const (
 	shadowCompareBombZstd = "compare-bomb-zstd" // answers a zstd frame that declares a 512 MiB window
 )
 
-// shadowKinds are the shadows the backends child starts, besides the
+// shadowKinds are the shadows the shadows' child starts, besides the
 // flapping one.
 var shadowKinds = []string{shadowFast, shadowFastAlso, shadowSlow, shadowHanging, shadowRefusing, shadowResetting, shadowTrickle,
 	shadowTunable, shadowTLSHang, shadowHeaderBomb, shadowCompareBombJSON, shadowCompareBombZstd}

@@ -13,13 +13,31 @@ type tagCounts struct {
 	Shadows map[string]tagCount `json:"shadows"`
 }
 
-// controlHandler is the backends child's control endpoint:
+// primaryControl is the primary's child's control endpoint:
 //
 //	GET  /received            how many requests the primary has received
-//	POST /flapping?mode=M     switch the flapping shadow to M
-//	GET  /count?tag=T         tagCounts of T, as JSON
+//	GET  /count?tag=T         the primary's tagCount of T, as JSON
 //	GET  /sched               the child's own scheduling latencies so far, as JSON
-func controlHandler(primary *backend, shadows map[string]*backend, flapping *flappingShadow) http.Handler {
+func primaryControl(primary *backend) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, primary.tags.get(r.URL.Query().Get("tag")))
+	})
+	mux.HandleFunc("/sched", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, readSchedLatencies())
+	})
+	mux.HandleFunc("/received", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, primary.received.Load())
+	})
+	return mux
+}
+
+// shadowsControl is the shadows' child's control endpoint:
+//
+//	POST /flapping?mode=M     switch the flapping shadow to M
+//	GET  /count?tag=T         each shadow's tagCount of T by kind, as JSON
+func shadowsControl(shadows map[string]*backend, flapping *flappingShadow) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/flapping", func(w http.ResponseWriter, r *http.Request) {
 		if err := flapping.set(r.URL.Query().Get("mode")); err != nil {
@@ -28,18 +46,11 @@ func controlHandler(primary *backend, shadows map[string]*backend, flapping *fla
 	})
 	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
 		tag := r.URL.Query().Get("tag")
-		counts := tagCounts{Primary: primary.tags.get(tag), Shadows: map[string]tagCount{}}
+		counts := map[string]tagCount{}
 		for kind, s := range shadows {
-			counts.Shadows[kind] = s.tags.get(tag)
+			counts[kind] = s.tags.get(tag)
 		}
 		writeJSON(w, counts)
-	})
-	mux.HandleFunc("/sched", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, readSchedLatencies())
-	})
-	mux.HandleFunc("/received", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, primary.received.Load())
 	})
 	return mux
 }
@@ -55,20 +66,24 @@ func writeJSON(w http.ResponseWriter, v any) {
 // counts asks the backends what they saw of tag's requests.
 func (e *environment) counts(tag string) (tagCounts, error) {
 	var c tagCounts
-	err := e.controlJSON("/count?tag="+tag, &c)
+	if err := e.controlJSON(rolePrimary, "/count?tag="+tag, &c.Primary); err != nil {
+		return c, err
+	}
+	err := e.controlJSON(roleShadows, "/count?tag="+tag, &c.Shadows)
 	return c, err
 }
 
-// schedLatencies asks the backends for their scheduling latencies so far.
+// schedLatencies asks the primary's child for its scheduling latencies so
+// far.
 func (e *environment) schedLatencies() (schedHistogram, error) {
 	var h schedHistogram
-	err := e.controlJSON("/sched", &h)
+	err := e.controlJSON(rolePrimary, "/sched", &h)
 	return h, err
 }
 
-// controlJSON fetches a JSON answer of the control endpoint into v.
-func (e *environment) controlJSON(path string, v any) error {
-	url := "http://" + e.control + path
+// controlJSON fetches a JSON answer of the role's control endpoint into v.
+func (e *environment) controlJSON(role, path string, v any) error {
+	url := "http://" + e.children[role].control + path
 	body, err := getURL(controlClient, url, "application/json")
 	if err != nil {
 		return fmt.Errorf("asking the backends: %v", err)

@@ -71,7 +71,7 @@ func main() {
 	flag.IntVar(&cfg.isolation.reps, "isolation-reps", 0, "repetitions of scenario 1 (default: -reps)")
 	flag.DurationVar(&cfg.isolation.phase, "isolation-phase", 0, "length of scenario 1's phases (default: -phase)")
 	isolationOnly := flag.String("isolation-only", "", "scenario 1's variants to run, named as after 'caddy mirror, ' and separated by ';', such as 'fast shadow;slow shadow;hanging shadow' (default: every variant; the baseline always runs)")
-	backendsOnly := flag.Bool("backends", false, "internal: serve the backends for a parent bench process")
+	backendsRole := flag.String("backends", "", "internal: serve the backends of a role, primary or shadows, for a parent bench process")
 	loadgenOnly := flag.Bool("loadgen", false, "internal: generate one phase's load for a parent bench process")
 	flag.Parse()
 	if *isolationOnly != "" {
@@ -83,8 +83,8 @@ func main() {
 		}
 		return
 	}
-	if *backendsOnly {
-		if err := serveBackends(cfg.primaryDelay); err != nil {
+	if *backendsRole != "" {
+		if err := serveBackends(*backendsRole, cfg.primaryDelay); err != nil {
 			log.Fatalf("backends: %v", err)
 		}
 		return

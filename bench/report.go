@@ -161,7 +161,7 @@ func (r *report) write() error {
 	}
 	fmt.Fprintf(&b, "## Configuration\n\n- Machine: %s.\n- Pinning: %s. Caddy runs with %s; nginx with one worker.\n", machine(), pinning, procs)
 	fmt.Fprintf(&b, "- Repetitions: %d of every measurement, interleaved (A B C A B C …); each cell is the median. Each run starts a fresh server, warms it up for %s, then measures for %s.\n", cfg.reps, cfg.warmup, cfg.phase)
-	fmt.Fprintf(&b, "- Backends, in a child process on loopback (so that a shadow holding a thousand hung connections cannot slow the load generator): a primary that reads the body and answers after %s, and shadows that are fast, slow (200 ms), hanging, refusing or resetting.\n", cfg.primaryDelay)
+	fmt.Fprintf(&b, "- Backends, on loopback in two child processes, the primary in one and the shadows in the other (so that a shadow holding a thousand connections slows neither the load generator nor the primary through their process's scheduler or garbage collector): a primary that reads the body and answers after %s, and shadows that are fast, slow (200 ms), hanging, refusing or resetting.\n", cfg.primaryDelay)
 	b.WriteString("- Load: open loop (a fixed rate, latency from when each request was due, as wrk2 does) for latency; closed loop (back to back) for peak throughput. Percentiles from HdrHistogram.\n")
 	b.WriteString("- CPU is the proxy's user plus system time and RSS its VmRSS/VmHWM, from /proc, not from inside the process.\n")
 	if cfg.nginx != "" {
