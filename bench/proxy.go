@@ -196,7 +196,13 @@ func sumFields(path string, formats ...string) int64 {
 // memory returns the group's resident set now and at its peak (VmRSS,
 // VmHWM), in bytes.
 func (p *proxyProcess) memory() (rss, peak int64) {
-	for _, pid := range p.pids() {
+	return memoryOf(p.pids())
+}
+
+// memoryOf returns the processes' resident set now and at its peak, in
+// bytes.
+func memoryOf(pids []int) (rss, peak int64) {
+	for _, pid := range pids {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
 			continue
