@@ -45,7 +45,7 @@ func startDriver(front string, ph phase, warmup time.Duration) (driver, error) {
 		return &processDriver{g: g, ph: ph}, nil
 	}
 	q := newRequester(url, ph.conns, ph.method, ph.body, phaseWant(ph))
-	closedLoop(q, ph.conns, warmup)
+	warmUp(q, ph.open, ph.rate, ph.conns, warmup)
 	return &localDriver{q: q, ph: ph}, nil
 }
 

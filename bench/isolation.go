@@ -148,7 +148,7 @@ func unsaturatedIsolation(cfg *config, env *environment) ([]section, error) {
 		id: "1", title: "Unsaturated isolation",
 		setup: fmt.Sprintf("One keep-alive connection, open loop at %.0f req/s (half the baseline's measured capacity of %.0f req/s on one connection), GET, every request mirrored, "+
 			"%d interleaved repetitions of %s each. Latency is measured from when each request was due, by a load generator in a process of its own "+
-			"(neither this program, which starts and samples the proxy, nor the backends' child). "+
+			"(neither this program, which starts and samples the proxy, nor the backends' children: the primary in one, the shadows in another). "+
 			"In each repetition the baseline, Caddy's reverse_proxy with no mirror, runs first and again last, and each ratio is to the mean of those two runs; "+
 			"the table below the first shows how far the baseline's two runs, and its repetitions, differ from each other: a ratio within that spread is no difference. "+
 			"The hostile shadows: tls-hang accepts connections and never completes a TLS handshake (the target is an https:// upstream, its certificate not verified); "+
@@ -157,7 +157,7 @@ func unsaturatedIsolation(cfg *config, env *environment) ([]section, error) {
 			rate, c, cfg.isolation.reps, cfg.isolation.phase, compareBombNumbers, primaryJSONPath, settleWithin(cfg)),
 		target: "Throughput ≥ 0.95, p50 and p99 ≤ 1.2 of the baseline, zero primary errors, every copy counted; the baseline's own spread small enough to see a 10% change.",
 	}
-	sec.tables = append(sec.tables, runs.latencyTable(variants), runs.baselineTable(), runs.resourceTable(variants), runs.settledTable(variants))
+	sec.tables = append(sec.tables, runs.latencyTable(variants), runs.baselineTable(), runs.resourceTable(variants), runs.windowsTable(variants), runs.settledTable(variants))
 	sec.tables = append(sec.tables, runs.warnings(variants)...)
 	runs.verdicts(&sec, variants)
 	sec.latency = chartOf(res, variants)

@@ -55,7 +55,7 @@ func (ir isolationRuns) latencyTable(variants []variant) string {
 
 // baselineTable shows, for each repetition, the baseline's first and last
 // runs and how far apart they are, and the load generator's and the
-// backends' scheduling latency in each.
+// primary's process's scheduling latency in each.
 func (ir isolationRuns) baselineTable() string {
 	rows := [][]string{}
 	for rep := range ir.reps {
@@ -69,14 +69,15 @@ func (ir isolationRuns) baselineTable() string {
 	}
 	lo, hi := ir.baselineAcross()
 	return "The baseline's own spread:\n\n" + mdTable([]string{"repetition", "first run p50 / p99 ms", "last run p50 / p99 ms", "last ÷ first p99",
-		"load generator scheduling latency p99 µs, first / last", "backends' scheduling latency p99 µs, first / last"}, rows) +
+		"load generator scheduling latency p99 µs, first / last", "the primary's process's scheduling latency p99 µs, first / last"}, rows) +
 		fmt.Sprintf("\nAcross repetitions the baseline's p99 (the mean of its two runs) ranged from %.2f to %.2f ms (%.3f).\n", lo, hi, hi/lo)
 }
 
 // resourceTable shows what each Caddy variant used during its phase.
 func (ir isolationRuns) resourceTable(variants []variant) string {
 	caddyCPU := cpuShare(func(m measurement) time.Duration { return m.cpu })
-	backCPU := cpuShare(func(m measurement) time.Duration { return m.backCPU })
+	primaryCPU := cpuShare(func(m measurement) time.Duration { return m.backCPU - m.shadowCPU })
+	shadowCPU := cpuShare(func(m measurement) time.Duration { return m.shadowCPU })
 	peakRSS := func(m measurement) float64 { return float64(m.peakRSS) / (1 << 20) }
 	rows := [][]string{}
 	exposed := false
@@ -88,7 +89,8 @@ func (ir isolationRuns) resourceTable(variants []variant) string {
 		}
 		rows = append(rows, []string{v.name,
 			withRatio(median(ms, caddyCPU), medianOf(ir.ratios(v, caddyCPU)), "%.2f"),
-			withRatio(median(ms, backCPU), medianOf(ir.ratios(v, backCPU)), "%.2f"),
+			withRatio(median(ms, primaryCPU), medianOf(ir.ratios(v, primaryCPU)), "%.2f"),
+			fmt.Sprintf("%.2f", median(ms, shadowCPU)),
 			withRatio(median(ms, peakRSS), medianOf(ir.ratios(v, peakRSS)), "%.0f"),
 			dash(median(ms, func(m measurement) float64 { return m.peak(func(s sample) float64 { return s.goroutines }) }), "%.0f"),
 			fmt.Sprintf("%.0f", median(ms, func(m measurement) float64 { return m.peak(func(s sample) float64 { return float64(s.held) }) })),
@@ -97,14 +99,14 @@ func (ir isolationRuns) resourceTable(variants []variant) string {
 			caddySched})
 	}
 	note := "\nCaddy's own scheduling latency is not reported: its `/metrics` has no `go_sched_latencies_seconds` (Caddy registers client_golang's Go collector " +
-		"with its defaults, which leave the runtime's `/sched/latencies:seconds` out). The load generator's and the backends', from runtime/metrics in each process, " +
+		"with its defaults, which leave the runtime's `/sched/latencies:seconds` out). The load generator's and the primary's process's, from runtime/metrics in each, " +
 		"share the same cores: a copy's goroutines that kept Caddy's CPUs busy would show as a longer wait in both.\n"
 	if exposed {
 		note = "\nCaddy's scheduling latency p99 is read from its `go_sched_latencies_seconds`, since its start.\n"
 	}
 	return "During each Caddy variant's phase (ratios to the baseline of the same repetition; sockets are those among Caddy's own descriptors whose remote port is the shadow's, sampled every second):\n\n" +
-		mdTable([]string{"variant", "Caddy CPU, cores (ratio)", "backends CPU, cores (ratio)", "peak RSS MiB (ratio)", "peak goroutines",
-			"peak sockets Caddy holds to the shadow", "load generator scheduling p99 µs", "backends' scheduling p99 µs", "Caddy's scheduling p99 µs"}, rows) + note
+		mdTable([]string{"variant", "Caddy CPU, cores (ratio)", "the primary's process's CPU, cores (ratio)", "the shadows' process's CPU, cores", "peak RSS MiB (ratio)", "peak goroutines",
+			"peak sockets Caddy holds to the shadow", "load generator scheduling p99 µs", "the primary's process's scheduling p99 µs", "Caddy's scheduling p99 µs"}, rows) + note
 }
 
 // settledTable shows each Caddy variant once its load had ended and its

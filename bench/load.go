@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +26,29 @@ type load struct {
 	firstError string // what went wrong with the first error, for the report
 	elapsed    time.Duration
 	latency    *hdrhistogram.Histogram // microseconds
+	// windows, of an open loop, holds for each latencyWindow from its
+	// start the longest latency of the requests due in it: where in the
+	// phase the tail falls, at the start (a limit's ramp) or all along
+	// (a garbage collector's cycles).
+	windows []time.Duration
+}
+
+// latencyWindow is the width of an open loop's windows.
+const latencyWindow = 100 * time.Millisecond
+
+// slowestWindows returns the n windows with the longest latencies,
+// slowest first, as "at s: ms" items.
+func (l load) slowestWindows(n int) string {
+	order := make([]int, len(l.windows))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(l.windows[b], l.windows[a]) })
+	var items []string
+	for _, i := range order[:min(n, len(order))] {
+		items = append(items, fmt.Sprintf("%.1f s: %.1f ms", (time.Duration(i)*latencyWindow).Seconds(), float64(l.windows[i])/1e6))
+	}
+	return strings.Join(items, ", ")
 }
 
 // drainTimeout is how long a phase lets the requests in flight at its end
@@ -172,6 +198,17 @@ func (t *tally) add(err error, lat time.Duration) (cancelled bool) {
 	return false
 }
 
+// addWindow records a latency of a request due at offset from the start.
+func (t *tally) addWindow(offset, lat time.Duration) {
+	i := int(offset / latencyWindow)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i >= len(t.windows) {
+		t.windows = append(t.windows, make([]time.Duration, i+1-len(t.windows))...)
+	}
+	t.windows[i] = max(t.windows[i], lat)
+}
+
 // result returns the tally's load, elapsed since start.
 func (t *tally) result(start time.Time) load {
 	t.mu.Lock()
@@ -179,6 +216,19 @@ func (t *tally) result(start time.Time) load {
 	res := t.load
 	res.elapsed = time.Since(start)
 	return res
+}
+
+// warmUp sends requests for d as the phase will: an open loop at rate, or
+// a closed loop. An open loop's warm-up is not a closed one, which would
+// send twice the phase's rate or more: the mirror's limit would learn,
+// and its connections to the shadow be opened, for a load that the phase
+// does not bring.
+func warmUp(q *requester, open bool, rate float64, conns int, d time.Duration) {
+	if open {
+		openLoop(q, rate, conns, d, 0, nil)
+		return
+	}
+	closedLoop(q, conns, d)
 }
 
 // closedLoop runs conns workers that each send requests back to back for
@@ -243,6 +293,7 @@ func openLoopAt(q *requester, schedule []time.Duration, conns int, d, grace time
 				if t.add(err, lat) {
 					return
 				}
+				t.addWindow(at.Sub(start), lat)
 				if onResult != nil {
 					onResult(at, lat)
 				}

@@ -36,14 +36,15 @@ type loadSpec struct {
 // latencies as an encoded HdrHistogram, with the generator's own
 // scheduling latencies over the phase.
 type loadReport struct {
-	Sent       int            `json:"sent"`
-	Completed  int            `json:"completed"`
-	Errors     int            `json:"errors"`
-	Cancelled  int            `json:"cancelled"`
-	FirstError string         `json:"first_error,omitempty"`
-	Elapsed    time.Duration  `json:"elapsed"`
-	Latency    string         `json:"latency"` // HdrHistogram V2, compressed, base64
-	Sched      schedHistogram `json:"sched"`
+	Sent       int             `json:"sent"`
+	Completed  int             `json:"completed"`
+	Errors     int             `json:"errors"`
+	Cancelled  int             `json:"cancelled"`
+	FirstError string          `json:"first_error,omitempty"`
+	Elapsed    time.Duration   `json:"elapsed"`
+	Latency    string          `json:"latency"` // HdrHistogram V2, compressed, base64
+	Windows    []time.Duration `json:"windows,omitempty"`
+	Sched      schedHistogram  `json:"sched"`
 }
 
 // loadgenMessage is one line a load generator process writes.
@@ -60,7 +61,7 @@ func reportOf(l load, sched schedHistogram) (loadReport, error) {
 		return loadReport{}, err
 	}
 	return loadReport{Sent: l.sent, Completed: l.completed, Errors: l.errors, Cancelled: l.cancelled,
-		FirstError: l.firstError, Elapsed: l.elapsed, Latency: string(enc), Sched: sched}, nil
+		FirstError: l.firstError, Elapsed: l.elapsed, Latency: string(enc), Windows: l.windows, Sched: sched}, nil
 }
 
 // load decodes a report back into a load.
@@ -70,7 +71,7 @@ func (r loadReport) load() (load, error) {
 		return load{}, fmt.Errorf("decoding the load generator's latencies: %v", err)
 	}
 	return load{sent: r.Sent, completed: r.Completed, errors: r.Errors, cancelled: r.Cancelled,
-		firstError: r.FirstError, elapsed: r.Elapsed, latency: h}, nil
+		firstError: r.FirstError, elapsed: r.Elapsed, latency: h, windows: r.Windows}, nil
 }
 
 // serveLoadgen is a load generator process's side: it reads a loadSpec
@@ -88,7 +89,7 @@ func serveLoadgen(in io.Reader, out io.Writer) error {
 	}
 	q := newRequester(spec.URL, spec.Conns, spec.Method, spec.Body, spec.Want)
 	defer q.close()
-	closedLoop(q, spec.Conns, spec.Warmup)
+	warmUp(q, spec.Open, spec.Rate, spec.Conns, spec.Warmup)
 	enc := json.NewEncoder(out)
 	if err := enc.Encode(loadgenMessage{Ready: true}); err != nil {
 		return err

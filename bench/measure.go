@@ -48,17 +48,21 @@ type phase struct {
 // measurement is one run of one variant under one phase.
 type measurement struct {
 	load
-	cpu      time.Duration // the proxy's user+system time during the phase
-	backCPU  time.Duration // the backends' user+system time during the phase
-	syscalls int64         // the proxy's read and write system calls during the phase
-	switches int64         // the proxy's context switches during the phase
-	peakRSS  int64         // the proxy's VmHWM at the end
-	samples  []sample
-	outcomes map[string]float64 // mirror outcomes from Caddy's /metrics
-	compares map[string]float64 // compare results from Caddy's /metrics
-	replicas map[string]float64 // copies sent to each replica, from Caddy's /metrics
-	inFlight float64
-	reached  int64 // requests that reached the primary during the run
+	cpu     time.Duration // the proxy's user+system time during the phase
+	backCPU time.Duration // the backends' user+system time during the phase
+	// shadowCPU is the shadows' part of backCPU: the time their process
+	// took from the cores that Caddy, the primary and the load generator
+	// share with it
+	shadowCPU time.Duration
+	syscalls  int64 // the proxy's read and write system calls during the phase
+	switches  int64 // the proxy's context switches during the phase
+	peakRSS   int64 // the proxy's VmHWM at the end
+	samples   []sample
+	outcomes  map[string]float64 // mirror outcomes from Caddy's /metrics
+	compares  map[string]float64 // compare results from Caddy's /metrics
+	replicas  map[string]float64 // copies sent to each replica, from Caddy's /metrics
+	inFlight  float64
+	reached   int64 // requests that reached the primary during the run
 
 	loadSched  schedHistogram // the load generator's scheduling latencies over the phase
 	backSched  schedHistogram // the backends', with ownProcess
@@ -127,7 +131,7 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 			return m, err
 		}
 	}
-	cpu0, back0 := p.cpuTime(), env.cpuTime()
+	cpu0, back0, shadow0 := p.cpuTime(), env.cpuTime(), env.cpuTimeOf(roleShadows)
 	sys0, sw0 := p.kernelWork()
 	obs := startObserver(p, shadow, sampleEvery, ph.ownProcess)
 	m.load, m.loadSched, err = drv.run()
@@ -142,7 +146,7 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 		}
 		m.backSched = backSched1.since(backSched0)
 	}
-	m.cpu, m.backCPU = p.cpuTime()-cpu0, env.cpuTime()-back0
+	m.cpu, m.backCPU, m.shadowCPU = p.cpuTime()-cpu0, env.cpuTime()-back0, env.cpuTimeOf(roleShadows)-shadow0
 	sys1, sw1 := p.kernelWork()
 	m.syscalls, m.switches = sys1-sys0, sw1-sw0
 	_, m.peakRSS = p.memory()
@@ -217,9 +221,18 @@ func measureLogged(cfg *config, env *environment, v variant, ph phase, sampleEve
 	if err != nil {
 		return m, fmt.Errorf("%s: %v", v.name, err)
 	}
-	log.Printf("  %-28s rep %d: %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d%s",
-		v.name, rep+1, m.rps(), m.quantileMs(50), m.quantileMs(99), m.errors, cancelledNote(m.load))
+	log.Printf("  %-28s rep %d: %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d%s%s",
+		v.name, rep+1, m.rps(), m.quantileMs(50), m.quantileMs(99), m.errors, cancelledNote(m.load), windowsNote(m.load))
 	return m, nil
+}
+
+// windowsNote names an open loop's three slowest windows, or "" for a
+// closed loop.
+func windowsNote(l load) string {
+	if len(l.windows) == 0 {
+		return ""
+	}
+	return "  slowest " + latencyWindow.String() + " windows at " + l.slowestWindows(3)
 }
 
 // cancelledNote says how many requests the load generator cut off itself,
