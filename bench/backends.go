@@ -118,19 +118,25 @@ const (
 var shadowKinds = []string{shadowFast, shadowFastAlso, shadowSlow, shadowHanging, shadowRefusing, shadowResetting, shadowTrickle,
 	shadowTunable, shadowTLSHang, shadowHeaderBomb, shadowCompareBombJSON, shadowCompareBombZstd}
 
+// The bodies the fast and the slow shadows answer.
+var (
+	fastShadowBody = []byte("hello from v2\n")
+	slowShadowBody = []byte("hello from v2, late\n")
+)
+
 // newShadow starts a shadow of the given kind.
 func newShadow(kind string) (*backend, error) {
 	switch kind {
 	case shadowFast, shadowFastAlso:
 		return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
-			_, _ = io.WriteString(w, "hello from v2\n")
+			_, _ = w.Write(fastShadowBody)
 		}))
 	case shadowSlow:
 		return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			time.Sleep(200 * time.Millisecond)
-			_, _ = io.WriteString(w, "hello from v2, late\n")
+			_, _ = w.Write(slowShadowBody)
 		}))
 	case shadowTrickle:
 		return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

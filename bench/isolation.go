@@ -59,6 +59,11 @@ func isolationVariants(cfg *config) []variant {
 		variants = append(variants, variant{name: "caddy mirror, " + kind + " shadow, after the primary", server: "caddy",
 			mirror: &mirrorConfig{shadow: kind, afterPrimary: true}})
 	}
+	// The controls: the same copies to the fast and the slow shadow, sent
+	// from a process beside Caddy, which does not mirror (besideload.go).
+	for _, kind := range []string{shadowFast, shadowSlow} {
+		variants = append(variants, besideVariant(kind))
+	}
 	// Comparing each shadow response with the primary's must not cost the
 	// client either: it happens in the mirror's goroutines.
 	for _, kind := range []string{shadowFast, shadowSlow} {
@@ -79,7 +84,8 @@ func isolationVariants(cfg *config) []variant {
 }
 
 // keepOnly returns the baseline (variants[0]) and the variants named
-// "caddy mirror, " and one of names, or every variant when names is empty.
+// "caddy mirror, " or "caddy reverse_proxy, " and one of names, or every
+// variant when names is empty.
 func keepOnly(names []string, variants []variant) []variant {
 	if len(names) == 0 {
 		return variants
@@ -87,7 +93,7 @@ func keepOnly(names []string, variants []variant) []variant {
 	kept := []variant{variants[0]}
 	for _, v := range variants[1:] {
 		for _, name := range names {
-			if v.name == "caddy mirror, "+strings.TrimSpace(name) {
+			if v.name == "caddy mirror, "+strings.TrimSpace(name) || v.name == "caddy reverse_proxy, "+strings.TrimSpace(name) {
 				kept = append(kept, v)
 				break
 			}
@@ -96,13 +102,20 @@ func keepOnly(names []string, variants []variant) []variant {
 	return kept
 }
 
+// isolationWarmup is scenario 1's warm-up by default: a fresh mirror's
+// limit learns a 200 ms shadow at 1,000 copies a second in about 0.5 s,
+// and the connections beyond its need that its first queue opened close
+// a second after (the transport's idle_timeout). With the bench's usual
+// 0.5 s, the slow shadow's tail fell in the first 1.5 s of the phase.
+const isolationWarmup = 2 * time.Second
+
 // isolationPhase is scenario 1's load for v: one connection, open loop
 // at rate, from a load generator process; the JSON compare bomb's
 // variants ask for the primary's JSON document, which its numbers are
 // compared with.
 func isolationPhase(cfg *config, rate float64, v variant) phase {
 	ph := phase{open: true, rate: rate, conns: 1, method: http.MethodGet, duration: cfg.isolation.phase,
-		ownProcess: true, settle: settleWithin(cfg)}
+		ownProcess: true, settle: settleWithin(cfg), warmup: cfg.isolation.warmup}
 	if v.mirror != nil && v.mirror.shadow == shadowCompareBombJSON {
 		ph.path, ph.want = primaryJSONPath, primaryJSON
 	}
@@ -147,14 +160,14 @@ func unsaturatedIsolation(cfg *config, env *environment) ([]section, error) {
 	sec := section{
 		id: "1", title: "Unsaturated isolation",
 		setup: fmt.Sprintf("One keep-alive connection, open loop at %.0f req/s (half the baseline's measured capacity of %.0f req/s on one connection), GET, every request mirrored, "+
-			"%d interleaved repetitions of %s each. Latency is measured from when each request was due, by a load generator in a process of its own "+
+			"%d interleaved repetitions of %s each, each run warmed up for %s at the same rate. Latency is measured from when each request was due, by a load generator in a process of its own "+
 			"(neither this program, which starts and samples the proxy, nor the backends' children: the primary in one, the shadows in another). "+
 			"In each repetition the baseline, Caddy's reverse_proxy with no mirror, runs first and again last, and each ratio is to the mean of those two runs; "+
 			"the table below the first shows how far the baseline's two runs, and its repetitions, differ from each other: a ratio within that spread is no difference. "+
 			"The hostile shadows: tls-hang accepts connections and never completes a TLS handshake (the target is an https:// upstream, its certificate not verified); "+
 			"header-bomb answers ~9 MiB of header lines; compare-bomb-json answers %d numbers such as 1e999999 (its variants ask for the primary's JSON document on %s, which they are compared with); "+
 			"compare-bomb-zstd answers an 11-byte zstd frame that declares a 512 MiB window. After each Caddy variant's load, the program waits up to %s for its copies to end and its goroutines to settle.",
-			rate, c, cfg.isolation.reps, cfg.isolation.phase, compareBombNumbers, primaryJSONPath, settleWithin(cfg)),
+			rate, c, cfg.isolation.reps, cfg.isolation.phase, cfg.isolation.warmup, compareBombNumbers, primaryJSONPath, settleWithin(cfg)),
 		target: "Throughput ≥ 0.95, p50 and p99 ≤ 1.2 of the baseline, zero primary errors, every copy counted; the baseline's own spread small enough to see a 10% change.",
 	}
 	sec.tables = append(sec.tables, runs.latencyTable(variants), runs.baselineTable(), runs.resourceTable(variants), runs.windowsTable(variants), runs.settledTable(variants))

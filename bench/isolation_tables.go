@@ -198,6 +198,10 @@ func (ir isolationRuns) verdicts(sec *section, variants []variant) {
 		if v.server != "caddy" {
 			continue
 		}
+		if v.beside != "" {
+			ir.besideVerdict(sec, v)
+			continue
+		}
 		thr, r50, r99 := medianOf(ir.ratios(v, rps)), medianOf(ir.ratios(v, p50)), medianOf(ir.ratios(v, p99))
 		sec.verdict(thr >= 0.95 && r50 <= 1.2 && r99 <= 1.2 && median(ir.res[v.name], errs) == 0,
 			"%s: throughput %.3f, p50 %.2f, p99 %.2f of the baseline (medians of the repetitions' ratios)", v.name, thr, r50, r99)
@@ -205,6 +209,9 @@ func (ir isolationRuns) verdicts(sec *section, variants []variant) {
 	within, across, note := ir.baselineSpreadNote()
 	sec.verdict(within <= 1.1 && across <= 1.1, "resolution: %s; a 10%% change is visible only when both are within 1.10", note)
 	fast := variant{name: "caddy mirror, fast shadow", server: "caddy"}
+	if _, ok := ir.res[fast.name]; !ok {
+		return
+	}
 	r := ir.ratios(fast, p99)
 	beyond := spread(medianOf(r)) > max(within, across)
 	sec.verdict(!beyond || medianOf(r) <= 1,

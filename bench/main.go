@@ -45,6 +45,12 @@ type config struct {
 type isolationConfig struct {
 	reps  int           // interleaved repetitions
 	phase time.Duration // each variant's measured phase
+	// warmup is how long each run is warmed up, at the phase's rate,
+	// before it is measured: long enough for a fresh mirror's limit to
+	// have learnt the shadow and the connections its first queue opened
+	// to have closed, so that the phase measures the mirror as it runs,
+	// not as it starts
+	warmup time.Duration
 	// only, when not empty, keeps the variants named "caddy mirror, "
 	// and one of these (the baseline always runs).
 	only []string
@@ -70,6 +76,7 @@ func main() {
 	flag.Float64Var(&soak.rate, "soak-rate", 200, "with -soak: requests per second")
 	flag.IntVar(&cfg.isolation.reps, "isolation-reps", 0, "repetitions of scenario 1 (default: -reps)")
 	flag.DurationVar(&cfg.isolation.phase, "isolation-phase", 0, "length of scenario 1's phases (default: -phase)")
+	flag.DurationVar(&cfg.isolation.warmup, "isolation-warmup", isolationWarmup, "warm-up of scenario 1's runs, at the phase's rate (with -quick: 200ms)")
 	isolationOnly := flag.String("isolation-only", "", "scenario 1's variants to run, named as after 'caddy mirror, ' and separated by ';', such as 'fast shadow;slow shadow;hanging shadow' (default: every variant; the baseline always runs)")
 	backendsRole := flag.String("backends", "", "internal: serve the backends of a role, primary or shadows, for a parent bench process")
 	loadgenOnly := flag.Bool("loadgen", false, "internal: generate one phase's load for a parent bench process")
@@ -94,7 +101,7 @@ func main() {
 	if cfg.quick {
 		cfg.reps, cfg.phase, cfg.memoryPhase, cfg.warmup = 1, time.Second, 3*time.Second, 200*time.Millisecond
 		// scenario 1 has some twenty variants: half a second each
-		cfg.isolation.reps, cfg.isolation.phase = 1, 500*time.Millisecond
+		cfg.isolation.reps, cfg.isolation.phase, cfg.isolation.warmup = 1, 500*time.Millisecond, cfg.warmup
 	}
 	if cfg.isolation.reps <= 0 {
 		cfg.isolation.reps = cfg.reps

@@ -12,6 +12,10 @@ type variant struct {
 	name   string // its row in the tables
 	server string // "caddy" or "nginx"
 	mirror *mirrorConfig
+	// beside, a shadow kind, sends that shadow the same requests as the
+	// mirror would, at the phase's rate, from a load generator of its own
+	// beside the proxy, which does not mirror (besideload.go)
+	beside string
 }
 
 func (v variant) shadowKind() string {
@@ -40,6 +44,8 @@ type phase struct {
 	// ownProcess runs the load generator in a process of its own, and
 	// records the scheduling latencies of it and of the backends.
 	ownProcess bool
+	// warmup, when not 0, is the run's warm-up instead of the config's
+	warmup time.Duration
 	// settle, when not 0, waits that long at most after the load for
 	// Caddy's copies to end and its goroutines to settle, and records it.
 	settle time.Duration
@@ -118,11 +124,20 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 		return measurement{}, err
 	}
 	defer p.stop()
-	drv, err := startDriver(p.url, ph, cfg.warmup)
+	warmup := cfg.warmup
+	if ph.warmup > 0 {
+		warmup = ph.warmup
+	}
+	drv, err := startDriver(p.url, ph, warmup)
 	if err != nil {
 		return measurement{}, err
 	}
 	defer drv.close()
+	side, err := startBeside(env, v, ph, warmup)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer side.wait()
 
 	var m measurement
 	var backSched0 schedHistogram
@@ -134,9 +149,13 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 	cpu0, back0, shadow0 := p.cpuTime(), env.cpuTime(), env.cpuTimeOf(roleShadows)
 	sys0, sw0 := p.kernelWork()
 	obs := startObserver(p, shadow, sampleEvery, ph.ownProcess)
+	side.run(ph)
 	m.load, m.loadSched, err = drv.run()
 	m.samples = obs.finish()
 	if err != nil {
+		return m, err
+	}
+	if err := side.wait(); err != nil {
 		return m, err
 	}
 	if ph.ownProcess {
