@@ -38,6 +38,7 @@ type config struct {
 	testBins     map[string]string // test binaries built for the run, by package ("." or "./compare")
 	soak         soakConfig
 	isolation    isolationConfig
+	traceDir     string // -trace-dir: where to put a runtime/trace of each Caddy, when set
 }
 
 // isolationConfig is scenario 1's own length, which its tail needs more
@@ -69,6 +70,7 @@ func main() {
 	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs to pin Caddy and nginx to, as taskset -c takes them (default: not pinned)")
 	flag.StringVar(&cfg.out, "out", "", "folder for RESULTS.md and the charts (default: bench/, or a temporary folder with -quick)")
 	flag.StringVar(&scenarios, "scenarios", "1,2,3,4,5,6,7,8,9,10,11,12,13,14", "scenarios to run, by number")
+	flag.StringVar(&cfg.traceDir, "trace-dir", "", "take a 4 s runtime/trace of each Caddy from 30% into each open-loop phase of scenarios 1 and 14, into this folder (read it with go run ./bench/tracewaits; tracing slows Caddy, so the figures of such a run are for diagnosis)")
 	noNginx := flag.Bool("no-nginx", false, "skip nginx even when it is installed")
 	var soak soakConfig
 	flag.DurationVar(&soak.duration, "soak", 0, "instead of the scenarios, soak the mirror this long while the shadow flaps, and write SOAK.md and soak.png")

@@ -150,6 +150,7 @@ func measure(cfg *config, env *environment, v variant, ph phase, sampleEvery tim
 	sys0, sw0 := p.kernelWork()
 	obs := startObserver(p, shadow, sampleEvery, ph.ownProcess)
 	side.run(ph)
+	traceCaddy(cfg.traceDir, p, v, ph)
 	m.load, m.loadSched, err = drv.run()
 	m.samples = obs.finish()
 	if err != nil {
