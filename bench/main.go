@@ -98,6 +98,11 @@ func main() {
 		}
 		return
 	}
+	if cfg.traceDir != "" {
+		if err := os.MkdirAll(cfg.traceDir, 0o755); err != nil {
+			log.Fatalf("-trace-dir: %v", err)
+		}
+	}
 	cfg.scenarios = strings.Split(scenarios, ",")
 	cfg.warmup = 500 * time.Millisecond
 	if cfg.quick {
