@@ -19,12 +19,59 @@ import (
 	"golang.org/x/exp/trace"
 )
 
-// wait is one span of a goroutine: waiting, in a system call or running.
-type wait struct {
+// span is one span of a goroutine: waiting for a P, in a system call or
+// running.
+type span struct {
 	g     trace.GoID
 	d     time.Duration
 	at    trace.Time
 	stack string
+}
+
+// spans collects one kind of span, by goroutine.
+type spans struct {
+	open map[trace.GoID]span
+	done []span
+}
+
+func newSpans() *spans { return &spans{open: map[trace.GoID]span{}} }
+
+// begin opens g's span at t.
+func (s *spans) begin(g trace.GoID, t trace.Time, stack string) {
+	s.open[g] = span{g: g, at: t, stack: stack}
+}
+
+// end closes g's span at t, if one is open; stack, when not empty,
+// replaces the one it began with.
+func (s *spans) end(g trace.GoID, t trace.Time, stack string) {
+	sp, ok := s.open[g]
+	if !ok {
+		return
+	}
+	delete(s.open, g)
+	sp.d = t.Sub(sp.at)
+	if stack != "" {
+		sp.stack = stack
+	}
+	s.done = append(s.done, sp)
+}
+
+// print prints the n longest spans after a title line, times from start.
+func (s *spans) print(title string, n int, start trace.Time) {
+	sort.Slice(s.done, func(i, j int) bool { return s.done[i].d > s.done[j].d })
+	var over1, over3 int
+	for _, sp := range s.done {
+		if sp.d > time.Millisecond {
+			over1++
+		}
+		if sp.d > 3*time.Millisecond {
+			over3++
+		}
+	}
+	fmt.Printf("%s: %d, over 1 ms: %d, over 3 ms: %d; the longest:\n", title, len(s.done), over1, over3)
+	for _, sp := range s.done[:min(n, len(s.done))] {
+		fmt.Printf("  %6.2f ms at %7.1f ms g%d %s\n", float64(sp.d)/1e6, float64(sp.at.Sub(start))/1e6, sp.g, sp.stack)
+	}
 }
 
 // stackStr is the first four frames of s outside the runtime.
@@ -48,36 +95,33 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: tracewaits trace.out")
 		os.Exit(2)
 	}
-	f, err := os.Open(os.Args[1])
-	if err != nil {
+	if err := run(os.Args[1]); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// run reads the trace at path and prints its spans and mark phases.
+func run(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	r, err := trace.NewReader(f)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
 	}
-	runnableSince := map[trace.GoID]trace.Time{}
-	runnableStack := map[trace.GoID]string{}
-	var waits []wait
-	var start, end trace.Time
-	var gcStart trace.Time
-	var gcs []string
-	running := map[trace.GoID]trace.Time{}
-	sysSince := map[trace.GoID]trace.Time{}
-	sysStack := map[trace.GoID]string{}
-	var syscalls []wait
-	var longRuns []wait
+	waits, syscalls, runs := newSpans(), newSpans(), newSpans()
+	var start, end, markStart trace.Time
+	var marks []string
 	for {
 		ev, err := r.ReadEvent()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return err
 		}
 		if start == 0 {
 			start = ev.Time()
@@ -91,66 +135,34 @@ func main() {
 			}
 			g := st.Resource.Goroutine()
 			from, to := st.Goroutine()
-			if to == trace.GoSyscall {
-				sysSince[g] = ev.Time()
-				sysStack[g] = stackStr(ev.Stack())
-			}
 			if from == trace.GoSyscall {
-				if t, ok := sysSince[g]; ok {
-					syscalls = append(syscalls, wait{g, ev.Time().Sub(t), t, sysStack[g]})
-					delete(sysSince, g)
-				}
-			}
-			if to == trace.GoRunnable {
-				runnableSince[g] = ev.Time()
-				runnableStack[g] = stackStr(ev.Stack())
-			}
-			if to == trace.GoRunning {
-				if t, ok := runnableSince[g]; ok {
-					waits = append(waits, wait{g, ev.Time().Sub(t), t, runnableStack[g]})
-					delete(runnableSince, g)
-				}
-				running[g] = ev.Time()
+				syscalls.end(g, ev.Time(), "")
 			}
 			if from == trace.GoRunning && to != trace.GoRunning {
-				if t, ok := running[g]; ok {
-					longRuns = append(longRuns, wait{g, ev.Time().Sub(t), t, stackStr(ev.Stack())})
-					delete(running, g)
-				}
+				runs.end(g, ev.Time(), stackStr(ev.Stack()))
+			}
+			switch to {
+			case trace.GoSyscall:
+				syscalls.begin(g, ev.Time(), stackStr(ev.Stack()))
+			case trace.GoRunnable:
+				waits.begin(g, ev.Time(), stackStr(ev.Stack()))
+			case trace.GoRunning:
+				waits.end(g, ev.Time(), "")
+				runs.begin(g, ev.Time(), "")
 			}
 		case trace.EventRangeBegin:
 			if ev.Range().Name == "GC concurrent mark phase" {
-				gcStart = ev.Time()
+				markStart = ev.Time()
 			}
 		case trace.EventRangeEnd:
-			if ev.Range().Name == "GC concurrent mark phase" && gcStart != 0 {
-				gcs = append(gcs, fmt.Sprintf("%.0fms+%.1f", float64(gcStart.Sub(start))/1e6, float64(ev.Time().Sub(gcStart))/1e6))
+			if ev.Range().Name == "GC concurrent mark phase" && markStart != 0 {
+				marks = append(marks, fmt.Sprintf("at %.0f ms for %.1f ms", float64(markStart.Sub(start))/1e6, float64(ev.Time().Sub(markStart))/1e6))
 			}
 		}
 	}
-	sort.Slice(waits, func(i, j int) bool { return waits[i].d > waits[j].d })
-	fmt.Printf("trace %.1fs, %d runnable waits; GC marks: %d %v\n", float64(end.Sub(start))/1e9, len(waits), len(gcs), gcs)
-	var over1, over3 int
-	for _, w := range waits {
-		if w.d > time.Millisecond {
-			over1++
-		}
-		if w.d > 3*time.Millisecond {
-			over3++
-		}
-	}
-	fmt.Printf("waits > 1ms: %d, > 3ms: %d\n", over1, over3)
-	for _, w := range waits[:min(15, len(waits))] {
-		fmt.Printf("  %6.2fms at %7.1fms g%d %s\n", float64(w.d)/1e6, float64(w.at.Sub(start))/1e6, w.g, w.stack)
-	}
-	sort.Slice(syscalls, func(i, j int) bool { return syscalls[i].d > syscalls[j].d })
-	fmt.Printf("syscalls: %d; longest:\n", len(syscalls))
-	for _, w := range syscalls[:min(10, len(syscalls))] {
-		fmt.Printf("  %6.2fms at %7.1fms g%d %s\n", float64(w.d)/1e6, float64(w.at.Sub(start))/1e6, w.g, w.stack)
-	}
-	sort.Slice(longRuns, func(i, j int) bool { return longRuns[i].d > longRuns[j].d })
-	fmt.Println("longest runs:")
-	for _, w := range longRuns[:min(10, len(longRuns))] {
-		fmt.Printf("  %6.2fms at %7.1fms g%d %s\n", float64(w.d)/1e6, float64(w.at.Sub(start))/1e6, w.g, w.stack)
-	}
+	fmt.Printf("trace of %.1f s; %d GC mark phases: %s\n", float64(end.Sub(start))/1e9, len(marks), strings.Join(marks, ", "))
+	waits.print("waits for a P", 15, start)
+	syscalls.print("system calls", 10, start)
+	runs.print("runs", 10, start)
+	return nil
 }
