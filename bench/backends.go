@@ -29,6 +29,12 @@ func serve(h http.Handler) (*backend, error) {
 // serveCounted starts an HTTP server for h on a free loopback port that
 // counts its requests by tag in tags.
 func serveCounted(tags *tagCounter, h http.Handler) (*backend, error) {
+	return serveProtocols(tags, h, nil)
+}
+
+// serveProtocols is serveCounted with the server's protocols; nil for
+// net/http's default, HTTP/1.1.
+func serveProtocols(tags *tagCounter, h http.Handler, protocols *http.Protocols) (*backend, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -38,7 +44,7 @@ func serveCounted(tags *tagCounter, h http.Handler) (*backend, error) {
 		b.received.Add(1)
 		b.tags.add(r.Header.Get(tagHeader), func(n *tagCount) { n.Received++ })
 		h.ServeHTTP(w, r)
-	})}
+	}), Protocols: protocols}
 	go func() { _ = srv.Serve(ln) }() // until the process exits
 	return b, nil
 }
@@ -99,6 +105,7 @@ const (
 	shadowFast      = "fast"
 	shadowFastAlso  = "fast-2"    // a second fast shadow, a pool's other live replica (scenario 14)
 	shadowSlow      = "slow"      // answers after 200 ms
+	shadowSlowH2C   = "slow-h2c"  // the slow shadow over HTTP/2 without TLS: its copies share one connection
 	shadowHanging   = "hanging"   // never answers
 	shadowRefusing  = "refusing"  // its port is bound but not listening: connections are refused
 	shadowResetting = "resetting" // resets every connection
@@ -115,7 +122,7 @@ const (
 
 // shadowKinds are the shadows the shadows' child starts, besides the
 // flapping one.
-var shadowKinds = []string{shadowFast, shadowFastAlso, shadowSlow, shadowHanging, shadowRefusing, shadowResetting, shadowTrickle,
+var shadowKinds = []string{shadowFast, shadowFastAlso, shadowSlow, shadowSlowH2C, shadowHanging, shadowRefusing, shadowResetting, shadowTrickle,
 	shadowTunable, shadowTLSHang, shadowHeaderBomb, shadowCompareBombJSON, shadowCompareBombZstd}
 
 // The bodies the fast and the slow shadows answer.
@@ -132,12 +139,17 @@ func newShadow(kind string) (*backend, error) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			_, _ = w.Write(fastShadowBody)
 		}))
-	case shadowSlow:
-		return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	case shadowSlow, shadowSlowH2C:
+		var protocols *http.Protocols
+		if kind == shadowSlowH2C {
+			protocols = new(http.Protocols)
+			protocols.SetUnencryptedHTTP2(true)
+		}
+		return serveProtocols(newTagCounter(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			time.Sleep(200 * time.Millisecond)
 			_, _ = w.Write(slowShadowBody)
-		}))
+		}), protocols)
 	case shadowTrickle:
 		return serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// 64 KiB every 62.5 ms: pacing a backend, not synchronising

@@ -69,6 +69,9 @@ func caddyJSONOn(admin *adminAPI, listen, primary, shadow string, m *mirrorConfi
 // mirrorHandler is the mirror handler's JSON for m.
 func mirrorHandler(shadow string, m *mirrorConfig) map[string]any {
 	target := map[string]any{"upstream": "http://" + shadow}
+	if m.shadow == shadowSlowH2C {
+		target["upstream"] = "h2c://" + shadow
+	}
 	if m.https {
 		target["upstream"] = "https://" + shadow
 		target["transport"] = map[string]any{"protocol": "http", "tls": map[string]any{"insecure_skip_verify": true}}

@@ -59,6 +59,10 @@ func isolationVariants(cfg *config) []variant {
 		variants = append(variants, variant{name: "caddy mirror, " + kind + " shadow, after the primary", server: "caddy",
 			mirror: &mirrorConfig{shadow: kind, afterPrimary: true}})
 	}
+	// The slow shadow over h2c, its copies multiplexed on one connection
+	// instead of one each: what the copies in flight cost the primary's
+	// Caddy with one connection's goroutines instead of 190 connections'.
+	variants = append(variants, variant{name: "caddy mirror, slow shadow over h2c", server: "caddy", mirror: mirrorTo(shadowSlowH2C)})
 	// The controls: the same copies to the fast and the slow shadow, sent
 	// from a process beside Caddy, which does not mirror (besideload.go).
 	for _, kind := range []string{shadowFast, shadowSlow} {
