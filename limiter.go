@@ -34,7 +34,7 @@ import (
 // time, not the client's upload nor the length of the response.
 //
 // Every updateInterval, on the first copy taken, answered or finished
-// after it:
+// after it, and, while copies hold a slot, on a timer (see watchLocked):
 //
 //   - Stalled: if a copy is late and no copy has been answered for
 //     lateAfter, the shadow has stopped answering, until a copy is
@@ -90,6 +90,12 @@ type concurrencyLimit struct {
 	lastSeen time.Time          // when a copy was last answered
 	next     time.Time          // the next update
 	stalled  bool               // no copy has been answered since the shadow stopped answering
+
+	// afterFunc is time.AfterFunc for a shadow's limit, and nil for one
+	// that a test drives on a fake clock; watching is true while its
+	// timer is set (see watchLocked)
+	afterFunc func(time.Duration, func()) *time.Timer
+	watching  bool
 }
 
 // The controller's constants.
@@ -192,6 +198,7 @@ type heldCopy struct {
 	wrote     time.Time    // its request was written whole; zero until then
 	lastSign  atomic.Int64 // its last sign of life, in Unix nanoseconds
 	answered  bool         // response headers came
+	streaming atomic.Bool  // its body is being streamed: its stream_window, not lateness, cuts it off
 	ctx       context.Context
 	cancel    context.CancelFunc
 	cancelled bool // cancelled for being late
@@ -269,6 +276,7 @@ func (l *concurrencyLimit) start(ctx context.Context, cancel context.CancelFunc)
 	c.started = l.clock()
 	c.lastSign.Store(c.started.UnixNano())
 	c.elem = l.sending.PushBack(c)
+	l.watchLocked()
 	return c
 }
 
@@ -284,6 +292,7 @@ func (c *heldCopy) alive() {
 func (c *heldCopy) wroteRequest() {
 	c.l.mu.Lock()
 	c.wrote = c.l.clock()
+	c.streaming.Store(false)
 	c.lastSign.Store(c.wrote.UnixNano())
 	c.l.mu.Unlock()
 }

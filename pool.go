@@ -1,6 +1,8 @@
 package mirror
 
 import (
+	"time"
+
 	"net"
 	"net/http"
 	"net/url"
@@ -72,7 +74,9 @@ func newReplica(dial, scheme, rawPrefix string) (*replica, error) {
 	}
 	r.key = scheme + "://" + dial + rawPrefix
 	v, _, err := shadowStates.LoadOrNew(r.key, func() (caddy.Destructor, error) {
-		return &shadowState{limit: newConcurrencyLimit(now), health: newHealth(now, 0, 0, nil)}, nil
+		limit := newConcurrencyLimit(now)
+		limit.afterFunc = time.AfterFunc
+		return &shadowState{limit: limit, health: newHealth(now, 0, 0, nil)}, nil
 	})
 	if err != nil {
 		return nil, err

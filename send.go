@@ -146,6 +146,7 @@ func (h *Handler) roundTrip(ctx context.Context, c pendingCopy, body *sharedBody
 	if c.stream != nil {
 		req.Body, req.ContentLength = c.stream, c.stream.length
 		c.stream.onTaken = held.alive
+		held.streaming.Store(true) // until its body is written whole
 		defer func() {
 			if reason, cut := c.stream.stop(); cut {
 				r.outcome = reason
@@ -174,6 +175,7 @@ func (h *Handler) roundTrip(ctx context.Context, c pendingCopy, body *sharedBody
 		r.dialFailed = errors.As(err, new(reverseproxy.DialError))
 		return r
 	}
+	held.answer() // a response came, whether or not the transport traced its first byte
 	r.headers = now().Sub(start)
 	// Whatever the transport does with ctx, a body still being read when
 	// the copy's time is up, or when the config is unloaded, is closed,
