@@ -28,6 +28,7 @@ func transitionChart(path string, ss []limitSample, ws, base []window) error {
 	}{
 		{"concurrency_limit", func(s limitSample) float64 { return s.limit }},
 		{"in_flight", func(s limitSample) float64 { return s.inFlight }},
+		{"of them waiting for a slot", func(s limitSample) float64 { return s.waiting }},
 		{"sockets to shadow", func(s limitSample) float64 { return float64(s.shadowOpen) }},
 	}
 	for i, sr := range series {
