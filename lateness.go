@@ -25,7 +25,7 @@ func (l *concurrencyLimit) lateAfter() time.Duration {
 // of life since silentSince.
 func (l *concurrencyLimit) anyLate(silentSince time.Time) bool {
 	for e := l.sending.Front(); e != nil; e = e.Next() {
-		if c := e.Value.(*heldCopy); !c.answered && !c.streaming.Load() && c.lastSign.Load() < silentSince.UnixNano() {
+		if c := e.Value.(*heldCopy); !c.answered && !c.streaming && c.lastSign.Load() < silentSince.UnixNano() {
 			return true
 		}
 	}
@@ -38,7 +38,7 @@ func (l *concurrencyLimit) cancelLate(silentSince time.Time) {
 	over := l.inFlight - int(l.limit)
 	for e := l.sending.Front(); e != nil; e = e.Next() {
 		c := e.Value.(*heldCopy)
-		if c.answered || c.streaming.Load() || c.cancelled || c.ctx.Err() != nil || pastDeadline(c.ctx) {
+		if c.answered || c.streaming || c.cancelled || c.ctx.Err() != nil || pastDeadline(c.ctx) {
 			over-- // alive, or already on its way out: late, timed out or unloaded
 			continue
 		}

@@ -24,7 +24,7 @@ func TestLateCopiesCancelledWithoutTraffic(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		c := l.start(ctx, cancel)
+		c := l.start(ctx, cancel, false)
 		c.wroteRequest()
 		held, contexts = append(held, c), append(contexts, ctx)
 	}

@@ -198,7 +198,7 @@ type heldCopy struct {
 	wrote     time.Time    // its request was written whole; zero until then
 	lastSign  atomic.Int64 // its last sign of life, in Unix nanoseconds
 	answered  bool         // response headers came
-	streaming atomic.Bool  // its body is being streamed: its stream_window, not lateness, cuts it off
+	streaming bool         // its body is still being streamed: its stream_window, not lateness, cuts it off
 	ctx       context.Context
 	cancel    context.CancelFunc
 	cancelled bool // cancelled for being late
@@ -268,9 +268,10 @@ func (l *concurrencyLimit) grantLocked() {
 }
 
 // start records that the round trip of a copy holding a slot begins now, on
-// ctx; cancel cancels ctx. It runs in the copy's goroutine.
-func (l *concurrencyLimit) start(ctx context.Context, cancel context.CancelFunc) *heldCopy {
-	c := &heldCopy{l: l, ctx: ctx, cancel: cancel}
+// ctx; cancel cancels ctx; streaming says that its body is streamed. It
+// runs in the copy's goroutine.
+func (l *concurrencyLimit) start(ctx context.Context, cancel context.CancelFunc, streaming bool) *heldCopy {
+	c := &heldCopy{l: l, ctx: ctx, cancel: cancel, streaming: streaming}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c.started = l.clock()
@@ -292,7 +293,7 @@ func (c *heldCopy) alive() {
 func (c *heldCopy) wroteRequest() {
 	c.l.mu.Lock()
 	c.wrote = c.l.clock()
-	c.streaming.Store(false)
+	c.streaming = false
 	c.lastSign.Store(c.wrote.UnixNano())
 	c.l.mu.Unlock()
 }

@@ -128,7 +128,7 @@ func (s *simulation) begin(rtt, streamed time.Duration) {
 		c.answerAt = s.clock.Add(rtt)
 		c.finishAt = c.answerAt.Add(streamed)
 	}
-	c.held = s.l.start(context.Background(), func() { c.cancelled = true })
+	c.held = s.l.start(context.Background(), func() { c.cancelled = true }, false)
 	c.held.wroteRequest()
 	s.held = append(s.held, c)
 }

@@ -1,14 +1,13 @@
 package mirror
 
 import (
-	"time"
-
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	weakrand "math/rand/v2"
 

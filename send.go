@@ -96,7 +96,7 @@ func (h *Handler) sendTo(c pendingCopy, body *sharedBody) (ctx context.Context, 
 	}
 	t.replicaCopies.WithLabelValues(t.replicaLabel(c.replica)).Inc()
 	ctx, cancel = c.context(h.copyCtx, t.timeout)
-	held := limit.start(ctx, cancel)
+	held := limit.start(ctx, cancel, c.stream != nil)
 	r = h.roundTrip(ctx, c, body, held)
 	if limit.release(held) {
 		r.outcome = cancelledLate
@@ -146,7 +146,6 @@ func (h *Handler) roundTrip(ctx context.Context, c pendingCopy, body *sharedBody
 	if c.stream != nil {
 		req.Body, req.ContentLength = c.stream, c.stream.length
 		c.stream.onTaken = held.alive
-		held.streaming.Store(true) // until its body is written whole
 		defer func() {
 			if reason, cut := c.stream.stop(); cut {
 				r.outcome = reason

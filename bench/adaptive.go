@@ -196,10 +196,12 @@ func adaptiveTransitions(cfg *config, env *environment) ([]section, error) {
 			dropped += last.dropped - first.dropped
 			canceled += last.canceled - first.canceled
 			limit = last.limit
+			repWait := 0.0 // the most copies waiting in this repetition
 			for _, s := range ph {
 				peakIn, peakOpen, peakG = max(peakIn, s.inFlight), max(peakOpen, float64(s.shadowOpen)), max(peakG, s.goroutines)
-				peakHeld, peakWait = max(peakHeld, s.held()), max(peakWait, s.waiting)
+				peakHeld, repWait = max(peakHeld, s.held()), max(repWait, s.waiting)
 			}
+			peakWait = max(peakWait, repWait)
 			p99 := windowsP99(r.mirror.windows, from, to)
 			p99s = append(p99s, p99)
 			ratios = append(ratios, p99/windowsP99(r.base.windows, from, to))
@@ -216,7 +218,7 @@ func adaptiveTransitions(cfg *config, env *environment) ([]section, error) {
 				}
 				t := firstAt(ph[peak:], func(s limitSample) bool { return s.held() <= 4 })
 				ok = ok && t >= 0 && t-from <= 2*time.Second
-				at = append(at, fmt.Sprintf("%s (peak %.0f holding a slot, %.0f waiting)", since(t, from), ph[peak].held(), peakWaiting(ph)))
+				at = append(at, fmt.Sprintf("%s (peak %.0f holding a slot, %.0f waiting)", since(t, from), ph[peak].held(), repWait))
 			case mode == shadowFast && i > 0:
 				t := settledAt(ph, 0.99)
 				ok = ok && t >= 0 && t-from <= 10*time.Second
@@ -309,15 +311,6 @@ func since(at, from time.Duration) string {
 // held returns the copies holding a slot: in flight, less those waiting
 // for a slot.
 func (s limitSample) held() float64 { return s.inFlight - s.waiting }
-
-// peakWaiting returns the most copies waiting for a slot in samples.
-func peakWaiting(samples []limitSample) float64 {
-	peak := 0.0
-	for _, s := range samples {
-		peak = max(peak, s.waiting)
-	}
-	return peak
-}
 
 // firstAt returns when ok first held, or -1.
 func firstAt(ss []limitSample, ok func(limitSample) bool) time.Duration {
